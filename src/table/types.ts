@@ -1,0 +1,146 @@
+/** The RoutingTable: plain data that translate() produces and the data plane compiles. No functions, no I/O. */
+
+/** Everything the data plane serves. Binds are sorted by port, then address. */
+export interface RoutingTable {
+  binds: Bind[];
+}
+
+/**
+ * One socket the data plane listens on. Gateways with `spec.addresses` (type IPAddress) bind those
+ * addresses; the rest share the run's default address (`address: null`, from `--address`).
+ */
+export interface Bind {
+  address: string | null;
+  port: number;
+  /**
+   * What the first bytes of a connection decide:
+   * - `tls`: read the ClientHello, then route by SNI (TLS Passthrough/Terminate and HTTPS listeners);
+   * - `http`: plain HTTP (routed by Host);
+   * - `tcp`: no peek, the single TCPRoute of the port.
+   */
+  protocol: 'tls' | 'http' | 'tcp';
+  /** Most specific hostname first: exact names, then wildcards by length, then `hostname: null`. */
+  listeners: TableListener[];
+  client: ClientSettings;
+}
+
+/** Per-bind settings for the part of a connection's life before a listener is chosen. */
+export interface ClientSettings {
+  /** Give up on a ClientHello that has not fully arrived after this long. */
+  helloTimeoutMs: number;
+  /** Largest ClientHello handshake message accepted (bytes, without record headers). */
+  helloMaxBytes: number;
+  /** Accept a PROXY v1/v2 header, only from these CIDRs. Empty: PROXY in is off. */
+  proxyProtocolTrustedCidrs: string[];
+  /** 0 = unlimited. */
+  maxConnections: number;
+}
+
+export type ListenerMode = 'passthrough' | 'terminate-tls' | 'terminate-https' | 'http' | 'tcp';
+
+export interface TableListener {
+  /** `namespace/gateway/listener` */
+  id: string;
+  gateway: { namespace: string; name: string };
+  name: string;
+  /** Exact (`a.example.com`), wildcard (`*.example.com`, one or more labels), or null for any. */
+  hostname: string | null;
+  mode: ListenerMode;
+  /**
+   * For passthrough, terminate-tls and tcp: one entry per (intersected hostname), the winner by
+   * precedence already chosen. Exact hostnames first, then wildcards longest first. tcp uses `*`.
+   */
+  routes: SniRoute[];
+  /** For terminate-tls and terminate-https. */
+  tls?: { certificates: TlsCertificate[] };
+}
+
+export interface TlsCertificate {
+  /** `namespace/name` of the Secret. */
+  secret: string;
+  /** PEM. Never logged; /config redacts it. */
+  certPem: string;
+  keyPem: string;
+}
+
+export interface RouteRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface SniRoute {
+  /** Exact, or `*.suffix` (matches one or more labels), or `*` (everything; tcp only). */
+  hostname: string;
+  route: RouteRef;
+  backends: BackendSet;
+}
+
+export interface BackendSet {
+  /** In spec order. Weight-0 backends are kept: they are the fallback (see Backend.weight). */
+  backends: Backend[];
+}
+
+export interface Backend {
+  /** `Service/namespace/name:port` or `ServiceImport/namespace/name:port`. */
+  id: string;
+  /**
+   * Share of new connections is weight / Σweights. Weight 0 gets no traffic while any weighted
+   * backend of the set has a healthy endpoint; when none has, the weight-0 backends take all of it
+   * (unless `policy.fallback` is false).
+   */
+  weight: number;
+  /**
+   * Set when the ref does not resolve (BackendNotFound, RefNotPermitted, InvalidKind, ...): this
+   * backend's share of connections is rejected, never redistributed (Gateway API TLSRoute rules).
+   */
+  invalid?: string;
+  /** Ready endpoints only. Empty and not `invalid` means "no endpoints": also rejected. */
+  endpoints: Endpoint[];
+  policy: BackendPolicy;
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface BackendPolicy {
+  connectTimeoutMs: number;
+  /** 0 = no idle timeout (long-lived database connections are normal in passthrough). */
+  idleTimeoutMs: number;
+  /** 0 = unlimited. */
+  maxLifetimeMs: number;
+  /** Send a PROXY header to the backend before any other byte. */
+  proxyProtocol: 'v1' | 'v2' | null;
+  /** How many other endpoints to try after a connect failure (nothing was sent yet). */
+  connectRetries: number;
+  /** Weight-0 backends take over when no weighted backend is healthy. */
+  fallback: boolean;
+  healthCheck: HealthCheck | null;
+}
+
+export interface HealthCheck {
+  /** Active TCP connect check. */
+  intervalMs: number;
+  timeoutMs: number;
+  unhealthyThreshold: number;
+  healthyThreshold: number;
+}
+
+export const DEFAULT_CLIENT_SETTINGS: ClientSettings = {
+  helloTimeoutMs: 10_000,
+  helloMaxBytes: 64 * 1024,
+  proxyProtocolTrustedCidrs: [],
+  maxConnections: 0,
+};
+
+export const DEFAULT_BACKEND_POLICY: BackendPolicy = {
+  connectTimeoutMs: 5_000,
+  idleTimeoutMs: 0,
+  maxLifetimeMs: 0,
+  proxyProtocol: null,
+  connectRetries: 2,
+  fallback: true,
+  healthCheck: { intervalMs: 5_000, timeoutMs: 2_000, unhealthyThreshold: 3, healthyThreshold: 2 },
+};
