@@ -46,6 +46,8 @@ export interface TableListener {
   /** Exact (`a.example.com`), wildcard (`*.example.com`, one or more labels), or null for any. */
   hostname: string | null;
   mode: ListenerMode;
+  /** Listeners of other Gateways on the same shared address, hostname and mode, served together with this one. */
+  mergedWith?: string[];
   /**
    * For passthrough, terminate-tls and tcp: one entry per (intersected hostname), the winner by
    * precedence already chosen. Exact hostnames first, then wildcards longest first. tcp uses `*`.

@@ -1,0 +1,160 @@
+/** Resolve a route's backendRef to a table Backend: Service port → ready EndpointSlice endpoints, or ServiceImport. */
+import type { BackendRef, EndpointSlice, Resources, Service, ServiceImport } from '../api/types.ts';
+import { GATEWAY_GROUP, MULTICLUSTER_GROUP } from '../api/types.ts';
+import type { Backend, BackendPolicy, Endpoint } from '../table/types.ts';
+import { Reason } from './conditions.ts';
+import { referenceAllowed } from './refgrants.ts';
+
+export interface ResolvedBackend {
+  backend: Backend;
+  /** Set when the ref does not resolve: the ResolvedRefs=False reason and message. */
+  problem?: { reason: string; message: string };
+  /** Resolved, but nothing to send to (no ready endpoints): worth a diagnostic, not a condition. */
+  noEndpoints?: boolean;
+}
+
+/** Index of the objects backends resolve against, built once per translate(). */
+export class BackendIndex {
+  readonly services = new Map<string, Service>();
+  readonly imports = new Map<string, ServiceImport>();
+  readonly slicesByService = new Map<string, EndpointSlice[]>();
+  readonly slicesByImport = new Map<string, EndpointSlice[]>();
+  readonly res: Resources;
+
+  constructor(res: Resources) {
+    this.res = res;
+    for (const s of res.services) this.services.set(key(s.metadata.namespace, s.metadata.name), s);
+    for (const s of res.serviceImports) this.imports.set(key(s.metadata.namespace, s.metadata.name), s);
+    for (const sl of res.endpointSlices) {
+      const labels = sl.metadata.labels ?? {};
+      const svc = labels['kubernetes.io/service-name'];
+      if (svc) push(this.slicesByService, key(sl.metadata.namespace, svc), sl);
+      const imp = labels['multicluster.kubernetes.io/service-name'];
+      if (imp) push(this.slicesByImport, key(sl.metadata.namespace, imp), sl);
+    }
+  }
+
+  /** `routeKind` and `routeNamespace` say who refers, for ReferenceGrant checks. */
+  resolve(
+    ref: BackendRef,
+    routeKind: string,
+    routeNamespace: string,
+    policy: BackendPolicy,
+  ): ResolvedBackend {
+    const group = ref.group ?? '';
+    const kind = ref.kind ?? 'Service';
+    const namespace = ref.namespace ?? routeNamespace;
+    const weight = ref.weight ?? 1;
+    const id = `${kind}/${namespace}/${ref.name}:${ref.port ?? ''}`;
+    const invalid = (reason: string, message: string): ResolvedBackend => ({
+      backend: { id, weight, invalid: reason, endpoints: [], policy },
+      problem: { reason, message },
+    });
+
+    const isService = group === '' && kind === 'Service';
+    const isImport = group === MULTICLUSTER_GROUP && kind === 'ServiceImport';
+    if (!isService && !isImport) {
+      return invalid(
+        Reason.InvalidKind,
+        `backendRef ${ref.name}: kind ${group ? `${group}/` : ''}${kind} is not supported; use a Service (group "") or a ServiceImport (group ${MULTICLUSTER_GROUP})`,
+      );
+    }
+    const to = { group, kind, namespace, name: ref.name };
+    if (
+      !referenceAllowed(
+        { group: GATEWAY_GROUP, kind: routeKind, namespace: routeNamespace },
+        to,
+        this.res.referenceGrants,
+      )
+    ) {
+      return invalid(
+        Reason.RefNotPermitted,
+        `backendRef ${namespace}/${ref.name}: a ${routeKind} in namespace ${routeNamespace} may not refer to a ${kind} in namespace ${namespace} without a ReferenceGrant in ${namespace} (from ${routeKind}/${routeNamespace} to ${kind}/${ref.name})`,
+      );
+    }
+    if (ref.port === undefined) {
+      return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: port is required`);
+    }
+    if (isImport) return this.resolveImport(ref, namespace, id, weight, policy, invalid);
+
+    const svc = this.services.get(key(namespace, ref.name));
+    if (!svc)
+      return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: Service not found`);
+    const sp = (svc.spec.ports ?? []).find((p) => p.port === ref.port);
+    if (!sp) {
+      const have = (svc.spec.ports ?? []).map((p) => p.port).join(', ') || 'none';
+      return invalid(
+        Reason.BackendNotFound,
+        `backendRef ${namespace}/${ref.name}: Service has no port ${ref.port} (ports: ${have})`,
+      );
+    }
+    const endpoints = endpointsFor(
+      this.slicesByService.get(key(namespace, ref.name)) ?? [],
+      sp.name ?? '',
+      sp.targetPort,
+    );
+    return { backend: { id, weight, endpoints, policy }, noEndpoints: endpoints.length === 0 };
+  }
+
+  private resolveImport(
+    ref: BackendRef,
+    namespace: string,
+    id: string,
+    weight: number,
+    policy: BackendPolicy,
+    invalid: (reason: string, message: string) => ResolvedBackend,
+  ): ResolvedBackend {
+    const imp = this.imports.get(key(namespace, ref.name));
+    if (!imp)
+      return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: ServiceImport not found`);
+    const sp = (imp.spec.ports ?? []).find((p) => p.port === ref.port);
+    if (!sp)
+      return invalid(
+        Reason.BackendNotFound,
+        `backendRef ${namespace}/${ref.name}: ServiceImport has no port ${ref.port}`,
+      );
+    const slices = this.slicesByImport.get(key(namespace, ref.name)) ?? [];
+    let endpoints = endpointsFor(slices, sp.name ?? '', sp.targetPort);
+    // A ClusterSetIP import without slices is reached through its VIPs.
+    if (endpoints.length === 0)
+      endpoints = (imp.spec.ips ?? []).map((address) => ({ address, port: sp.port }));
+    return { backend: { id, weight, endpoints, policy }, noEndpoints: endpoints.length === 0 };
+  }
+}
+
+/** Ready endpoints of the slices, on the slice port whose name matches the Service port's name. */
+function endpointsFor(
+  slices: EndpointSlice[],
+  portName: string,
+  targetPort: number | string | undefined,
+): Endpoint[] {
+  const out: Endpoint[] = [];
+  const seen = new Set<string>();
+  for (const sl of slices) {
+    const ports = sl.ports ?? [];
+    let port = ports.find((p) => (p.name ?? '') === portName)?.port;
+    // A slice written by hand often leaves the port unnamed; fall back to a numeric targetPort.
+    if (port === undefined && ports.length === 0 && typeof targetPort === 'number') port = targetPort;
+    if (port === undefined) continue;
+    for (const ep of sl.endpoints ?? []) {
+      if (ep.conditions?.ready === false) continue;
+      for (const address of ep.addresses ?? []) {
+        const k = `${address}|${port}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push({ address, port });
+      }
+    }
+  }
+  return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+}
+
+function key(ns: string | undefined, name: string): string {
+  return `${ns ?? 'default'}/${name}`;
+}
+
+function push<V>(m: Map<string, V[]>, k: string, v: V): void {
+  const arr = m.get(k);
+  if (arr) arr.push(v);
+  else m.set(k, [v]);
+}

@@ -1,0 +1,59 @@
+/** Working state the translator accumulates per Gateway and listener before it becomes status and table. */
+import type { Gateway, Listener } from '../api/types.ts';
+import type { ListenerMode, TlsCertificate } from '../table/types.ts';
+
+export interface CondState {
+  ok: boolean;
+  reason: string;
+  message: string;
+}
+
+export interface RouteKind {
+  group: string;
+  kind: string;
+}
+
+/** An attached route's contribution to one listener, before precedence picks winners per hostname. */
+export interface Attachment {
+  hostnames: string[];
+  routeKey: string;
+  order: number;
+}
+
+export interface ListenerCtx {
+  gw: GatewayCtx;
+  spec: Listener;
+  /** null when the protocol is not one we serve. */
+  mode: ListenerMode | null;
+  hostname: string | null;
+  supportedKinds: RouteKind[];
+  accepted: CondState;
+  programmed: CondState;
+  /** Problems with references; empty means ResolvedRefs=True. */
+  refProblems: { reason: string; message: string }[];
+  conflicted?: CondState;
+  overlapping?: CondState;
+  certificates: TlsCertificate[];
+  attachedRoutes: number;
+  attachments: Attachment[];
+}
+
+export interface GatewayCtx {
+  gateway: Gateway;
+  namespace: string;
+  /** Precedence among Gateways sharing an address: oldest first, then namespace/name. */
+  order: number;
+  /** Addresses to bind; `null` entries mean the run's default address. */
+  bindAddresses: (string | null)[];
+  statusAddresses: { type: string; value: string }[];
+  listeners: ListenerCtx[];
+  /** Gateway-level problems that make it Accepted=False. */
+  acceptProblem?: { reason: string; message: string };
+  programProblem?: { reason: string; message: string };
+  gatewayRefProblems: { reason: string; message: string }[];
+  insecureFrontend: boolean;
+}
+
+export function listenerId(l: ListenerCtx): string {
+  return `${l.gw.namespace}/${l.gw.gateway.metadata.name}/${l.spec.name}`;
+}

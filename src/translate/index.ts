@@ -1,0 +1,151 @@
+/** translate(): resources in, routing table + statuses + diagnostics out. Pure: no I/O, no clock, never throws on input. */
+import type { Diagnostic } from '../api/diagnostics.ts';
+import type { GatewayClass, Namespace, Resources } from '../api/types.ts';
+import { DEFAULT_BACKEND_POLICY, DEFAULT_CLIENT_SETTINGS } from '../table/types.ts';
+import { BackendIndex } from './backends.ts';
+import { ConditionType, condition, Reason } from './conditions.ts';
+import type { GatewayCtx } from './context.ts';
+import { applyBindFailures, buildGateway, detectConflicts, selectGateways } from './gateways.ts';
+import type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
+import { attachRoute, type RouteInput } from './routes.ts';
+import { byAge, byName } from './sort.ts';
+import { gatewayStatus } from './status.ts';
+import { buildTable, type RouteTarget } from './table.ts';
+
+export type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
+export { DEFAULT_CONTROLLER_NAME } from './options.ts';
+
+export function translate(res: Resources, opts: TranslateOptions): TranslateResult {
+  const diags: Diagnostic[] = [];
+  const statuses: ObjectStatus[] = [];
+
+  const ourClasses = new Map<string, GatewayClass>();
+  for (const gc of [...res.gatewayClasses].sort(byName)) {
+    if (gc.spec.controllerName !== opts.controllerName) continue;
+    ourClasses.set(gc.metadata.name, gc);
+    statuses.push(gatewayClassStatus(gc));
+  }
+
+  const gateways: GatewayCtx[] = selectGateways(res, opts, ourClasses, diags).map((gw, i) =>
+    buildGateway(gw, i, res, opts),
+  );
+  detectConflicts(gateways);
+  applyBindFailures(gateways, opts);
+
+  const env = {
+    gateways: new Map(gateways.map((g) => [`${g.namespace}/${g.gateway.metadata.name}`, g])),
+    namespaces: new Map<string, Namespace>(res.namespaces.map((n) => [n.metadata.name, n])),
+    backends: new BackendIndex(res),
+    controllerName: opts.controllerName,
+    policy: DEFAULT_BACKEND_POLICY,
+    diags,
+  };
+
+  const targets = new Map<string, RouteTarget>();
+  const routes = collectRoutes(res);
+  for (const r of routes) {
+    const result = attachRoute(r, env);
+    statuses.push({
+      apiVersion: r.apiVersion,
+      kind: r.kind,
+      metadata: { name: r.name, namespace: r.namespace, generation: r.generation },
+      status: { parents: result.parents },
+    });
+    if (r.kind !== 'HTTPRoute') {
+      // TLSRoute and TCPRoute have exactly one rule (CRD maxItems 1).
+      targets.set(`${r.kind}/${r.namespace}/${r.name}`, {
+        ref: { kind: r.kind, namespace: r.namespace, name: r.name },
+        backends: { backends: (result.backends[0] ?? []).map((b) => b.backend) },
+      });
+    }
+  }
+
+  for (const g of gateways) statuses.push(gatewayStatus(g));
+  for (const g of gateways) {
+    for (const l of g.listeners) {
+      if (l.accepted.ok && (l.mode === 'http' || l.mode === 'terminate-https')) {
+        diags.push({
+          severity: 'warning',
+          code: 'http-not-served',
+          object: { kind: 'Gateway', namespace: g.namespace, name: g.gateway.metadata.name },
+          path: `listener ${l.spec.name}`,
+          message: `${l.spec.protocol} listeners are accepted and reported, but this build does not serve HTTP routing yet: connections to port ${l.spec.port} for it are closed`,
+        });
+      }
+    }
+  }
+
+  const table = buildTable(gateways, targets, DEFAULT_CLIENT_SETTINGS);
+  statuses.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
+  return { table, statuses, diagnostics: diags };
+}
+
+function gatewayClassStatus(gc: GatewayClass): ObjectStatus {
+  const gen = gc.metadata.generation ?? 1;
+  const p = gc.spec.parametersRef;
+  const accepted = p
+    ? condition(
+        ConditionType.Accepted,
+        false,
+        Reason.InvalidParameters,
+        `parametersRef ${p.group}/${p.kind} ${p.name}: snigate takes no GatewayClass parameters; remove parametersRef`,
+        gen,
+      )
+    : condition(ConditionType.Accepted, true, Reason.Accepted, 'GatewayClass is accepted by snigate', gen);
+  return {
+    apiVersion: gc.apiVersion,
+    kind: 'GatewayClass',
+    metadata: { name: gc.metadata.name, generation: gen },
+    status: { conditions: [accepted] },
+  };
+}
+
+function collectRoutes(res: Resources): RouteInput[] {
+  const out: RouteInput[] = [];
+  const all = [
+    ...res.tlsRoutes.map((r) => ({
+      r,
+      kind: 'TLSRoute' as const,
+      hostnames: r.spec.hostnames ?? [],
+      rules: r.spec.rules,
+    })),
+    ...res.tcpRoutes.map((r) => ({
+      r,
+      kind: 'TCPRoute' as const,
+      hostnames: undefined,
+      rules: r.spec.rules,
+    })),
+    ...res.httpRoutes.map((r) => ({
+      r,
+      kind: 'HTTPRoute' as const,
+      hostnames: r.spec.hostnames ?? [],
+      rules: r.spec.rules ?? [],
+    })),
+  ].sort((a, b) => byAge(a.r, b.r));
+  all.forEach(({ r, kind, hostnames, rules }, order) => {
+    out.push({
+      kind,
+      apiVersion: r.apiVersion,
+      namespace: r.metadata.namespace ?? 'default',
+      name: r.metadata.name,
+      generation: r.metadata.generation ?? 1,
+      parentRefs: r.spec.parentRefs ?? [],
+      hostnames,
+      backendRefs: rules.map((rule) => rule.backendRefs ?? []),
+      order,
+    });
+  });
+  return out;
+}
+
+const KIND_ORDER = ['GatewayClass', 'Gateway', 'TLSRoute', 'TCPRoute', 'HTTPRoute', 'Ingress'];
+function kindOrder(k: string): number {
+  const i = KIND_ORDER.indexOf(k);
+  return i < 0 ? KIND_ORDER.length : i;
+}
+
+function cmpMeta(a: ObjectStatus, b: ObjectStatus): number {
+  const ka = `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
+  const kb = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
