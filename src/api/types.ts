@@ -63,7 +63,11 @@ export interface ObjectReference {
 
 export interface LabelSelector {
   matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
 }
 
 export interface GatewayClass extends KubeObject {
@@ -177,7 +181,11 @@ export interface HTTPRouteFilter {
     statusCode?: number;
   };
   urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
-  requestMirror?: { backendRef: BackendRef; percent?: number; fraction?: { numerator: number; denominator?: number } };
+  requestMirror?: {
+    backendRef: BackendRef;
+    percent?: number;
+    fraction?: { numerator: number; denominator?: number };
+  };
   extensionRef?: { group: string; kind: string; name: string };
 }
 
@@ -275,7 +283,13 @@ export interface Ingress extends KubeObject {
     tls?: { hosts?: string[]; secretName?: string }[];
     rules?: {
       host?: string;
-      http?: { paths: { path?: string; pathType: 'Prefix' | 'Exact' | 'ImplementationSpecific'; backend: IngressBackend }[] };
+      http?: {
+        paths: {
+          path?: string;
+          pathType: 'Prefix' | 'Exact' | 'ImplementationSpecific';
+          backend: IngressBackend;
+        }[];
+      };
     }[];
   };
   status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } };
@@ -340,7 +354,11 @@ export const SUPPORTED_VERSIONS: Record<ResourceKind, readonly string[]> = {
   GatewayClass: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   Gateway: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   HTTPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
-  TLSRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha3', 'gateway.networking.k8s.io/v1alpha2'],
+  TLSRoute: [
+    'gateway.networking.k8s.io/v1',
+    'gateway.networking.k8s.io/v1alpha3',
+    'gateway.networking.k8s.io/v1alpha2',
+  ],
   TCPRoute: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'],
   ReferenceGrant: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'],
   Service: ['v1'],
