@@ -1,0 +1,133 @@
+/** Picks a backend (weighted, invalid shares rejected, weight-0 fallback) and an endpoint (round-robin, fail-open). */
+import type { Backend, BackendSet, Endpoint } from '../table/types.ts';
+import { endpointKey, type HealthView } from './health.ts';
+
+export type BackendReject = 'backend-invalid' | 'no-endpoints';
+
+export interface PickedEndpoint {
+  endpoint: Endpoint;
+  key: string;
+}
+
+export type Pick =
+  | ({ backend: Backend; reject?: undefined } & PickedEndpoint)
+  | { backend?: Backend; reject: BackendReject; reason: string };
+
+interface CompiledBackend {
+  backend: Backend;
+  keys: string[];
+  cursor: number;
+}
+
+export class Balancer {
+  readonly #weighted: CompiledBackend[] = [];
+  /** Cumulative weights, parallel to #weighted. */
+  readonly #cumulative: number[] = [];
+  readonly #fallback: CompiledBackend[] = [];
+  readonly #byBackend = new Map<Backend, CompiledBackend>();
+  readonly #total: number;
+  readonly #health: HealthView;
+  readonly #random: () => number;
+  #fallbackCursor = 0;
+
+  constructor(set: BackendSet, health: HealthView, random: () => number = Math.random) {
+    this.#health = health;
+    this.#random = random;
+    let total = 0;
+    for (const backend of set.backends) {
+      const cb: CompiledBackend = { backend, keys: backend.endpoints.map(endpointKey), cursor: 0 };
+      this.#byBackend.set(backend, cb);
+      if (backend.weight > 0) {
+        total += backend.weight;
+        this.#weighted.push(cb);
+        this.#cumulative.push(total);
+      } else if (backend.policy.fallback && backend.invalid === undefined && backend.endpoints.length > 0) {
+        this.#fallback.push(cb);
+      }
+    }
+    this.#total = total;
+  }
+
+  pick(): Pick {
+    if (this.#fallback.length > 0 && !this.#anyWeightedHealthy()) {
+      const fb = this.#pickFallback();
+      if (fb !== null) return fb;
+    }
+    if (this.#total === 0) {
+      return {
+        reject: 'backend-invalid',
+        reason: this.#byBackend.size === 0 ? 'no backends' : 'all backend weights are 0',
+      };
+    }
+    const r = this.#random() * this.#total;
+    const cum = this.#cumulative;
+    let i = 0;
+    while (i < cum.length - 1 && r >= cum[i]!) i++;
+    return this.#pickIn(this.#weighted[i]!);
+  }
+
+  /** Another endpoint of `backend` for a connect retry, healthy ones first; null when all were tried. */
+  nextEndpoint(backend: Backend, excluding: readonly string[]): PickedEndpoint | null {
+    const cb = this.#byBackend.get(backend);
+    if (cb === undefined) return null;
+    let fallback: PickedEndpoint | null = null;
+    const n = cb.keys.length;
+    for (let j = 0; j < n; j++) {
+      const idx = (cb.cursor + j) % n;
+      const key = cb.keys[idx]!;
+      if (excluding.includes(key)) continue;
+      if (this.#health.isHealthy(key)) {
+        cb.cursor = (idx + 1) % n;
+        return { endpoint: backend.endpoints[idx]!, key };
+      }
+      fallback ??= { endpoint: backend.endpoints[idx]!, key };
+    }
+    return fallback;
+  }
+
+  #pickIn(cb: CompiledBackend): Pick {
+    const backend = cb.backend;
+    if (backend.invalid !== undefined) return { backend, reject: 'backend-invalid', reason: backend.invalid };
+    const n = cb.keys.length;
+    if (n === 0) return { backend, reject: 'no-endpoints', reason: `${backend.id} has no ready endpoints` };
+    const start = cb.cursor;
+    for (let j = 0; j < n; j++) {
+      const idx = (start + j) % n;
+      if (this.#health.isHealthy(cb.keys[idx]!)) {
+        cb.cursor = (idx + 1) % n;
+        return { backend, endpoint: backend.endpoints[idx]!, key: cb.keys[idx]! };
+      }
+    }
+    // Fail-open: every endpoint is marked down, trying one beats rejecting for sure.
+    cb.cursor = (start + 1) % n;
+    return { backend, endpoint: backend.endpoints[start]!, key: cb.keys[start]! };
+  }
+
+  #anyWeightedHealthy(): boolean {
+    for (const cb of this.#weighted) if (this.#hasHealthy(cb)) return true;
+    return false;
+  }
+
+  #hasHealthy(cb: CompiledBackend): boolean {
+    if (cb.backend.invalid !== undefined) return false;
+    for (const key of cb.keys) if (this.#health.isHealthy(key)) return true;
+    return false;
+  }
+
+  /** Fallback backends share traffic round-robin, healthy ones first; null lets the weighted pick fail open. */
+  #pickFallback(): Pick | null {
+    const n = this.#fallback.length;
+    for (let j = 0; j < n; j++) {
+      const idx = (this.#fallbackCursor + j) % n;
+      const cb = this.#fallback[idx]!;
+      if (this.#hasHealthy(cb)) {
+        this.#fallbackCursor = (idx + 1) % n;
+        return this.#pickIn(cb);
+      }
+    }
+    if (this.#total > 0) return null;
+    const cb = this.#fallback[this.#fallbackCursor % n]!;
+    this.#fallbackCursor = (this.#fallbackCursor + 1) % n;
+    return this.#pickIn(cb);
+  }
+}

@@ -1,0 +1,333 @@
+/** One accepted connection's life: preamble under a deadline, SNI lookup, passthrough or hand-off, one log record. */
+import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { BackendSet, SniRoute, TableListener } from '../table/types.ts';
+import type { Balancer } from './balancer.ts';
+import type { ClientHello } from './clienthello.ts';
+import { type ConnectionRecord, type EndReason, hostPort, logConnection } from './conn-log.ts';
+import type { DataPlaneEvents } from './events.ts';
+import type { HealthRegistry } from './health.ts';
+import { Passthrough } from './passthrough.ts';
+import { PreambleReader } from './preamble.ts';
+import { isTrusted, type ProxyAddresses, proxyAddressesFor } from './proxy-protocol.ts';
+import { type CompiledBind, routeKey } from './sni-router.ts';
+
+/** A compiled Bind plus its balancers; replaced as a whole on every swap. */
+export interface CompiledState {
+  compiled: CompiledBind;
+  balancers: Map<BackendSet, Balancer>;
+}
+
+/** What a terminating path receives when the chosen listener is not passthrough. */
+export interface HandOff {
+  connId: number;
+  socket: net.Socket;
+  /** Bytes already read (the ClientHello and anything after it); unshift them before the TLS layer. */
+  head: Buffer;
+  /** An SSLRequest was answered 'S' already. */
+  pgSsl: boolean;
+  hello: ClientHello | null;
+  listener: TableListener;
+  route: SniRoute | null;
+  /** Real client address (after PROXY in). */
+  client: { address: string; port: number };
+}
+
+export interface Shared {
+  logger: Logger;
+  events: DataPlaneEvents;
+  health: HealthRegistry;
+  /** Takes over the socket for terminate-* and http listeners; without it those connections are refused. */
+  handOff: ((h: HandOff) => void) | null;
+}
+
+/** One listening socket: its current table and the connections it accepted. */
+export interface BindRuntime {
+  /** `address:port` as logged. */
+  display: string;
+  state: CompiledState;
+  connections: Set<Connection>;
+  shared: Shared;
+}
+
+let nextConnId = 1;
+
+export class Connection {
+  readonly connId = nextConnId++;
+  readonly #rt: BindRuntime;
+  readonly #socket: net.Socket;
+  readonly #startedAt = performance.now();
+  #clientAddress = '';
+  #clientPort = 0;
+  #reader: PreambleReader | null = null;
+  #helloTimer: NodeJS.Timeout | null = null;
+  #helloMs: number | null = null;
+  #pt: Passthrough | null = null;
+  #handedOff = false;
+  #reason: EndReason | null = null;
+  #detail: string | null = null;
+  #finished = false;
+  #listener: TableListener | null = null;
+  #route: SniRoute | null = null;
+  #backend: string | null = null;
+  /** `listenerId|Kind/ns/name` once routed: a swap drains the connection when this key disappears. */
+  routeKey: string | null = null;
+
+  constructor(rt: BindRuntime, socket: net.Socket) {
+    this.#rt = rt;
+    this.#socket = socket;
+  }
+
+  /** Never throws: the accept loop calls this and nothing else. */
+  start(): void {
+    const socket = this.#socket;
+    socket.on('error', this.#onError);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    this.#rt.connections.add(this);
+    this.#rt.shared.events.connectionOpened(this.#rt.display);
+    try {
+      this.#begin();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /** Forced end from a drain or shutdown. */
+  close(reason: EndReason): void {
+    if (this.#finished) return;
+    if (this.#pt !== null) {
+      this.#pt.abort(reason);
+      return;
+    }
+    this.#reason ??= reason;
+    this.#socket.destroy();
+  }
+
+  #begin(): void {
+    const socket = this.#socket;
+    const bind = this.#rt.state.compiled.bind;
+    this.#clientAddress = socket.remoteAddress ?? '';
+    this.#clientPort = socket.remotePort ?? 0;
+    const max = bind.client.maxConnections;
+    if (max > 0 && this.#rt.connections.size > max) {
+      this.#reject('max-connections', null);
+      return;
+    }
+    const cidrs = bind.client.proxyProtocolTrustedCidrs;
+    const trusted = cidrs.length > 0 && isTrusted(this.#clientAddress, cidrs);
+    const reader = new PreambleReader(
+      {
+        expectProxy: trusted,
+        refuseProxy: cidrs.length > 0 && !trusted,
+        readHello: bind.protocol === 'tls',
+        helloMaxBytes: bind.client.helloMaxBytes,
+      },
+      this.#reply,
+    );
+    this.#reader = reader;
+    if (reader.immediate) {
+      this.#routeNow();
+      return;
+    }
+    this.#helloTimer = setTimeout(this.#onHelloTimeout, bind.client.helloTimeoutMs);
+    socket.on('data', this.#onData);
+  }
+
+  #reply = (b: Buffer): void => {
+    this.#socket.write(b);
+  };
+
+  #onData = (chunk: Buffer): void => {
+    try {
+      const reader = this.#reader!;
+      const status = reader.push(chunk);
+      if (status === 'need-more') return;
+      this.#stopReading();
+      if (status === 'reject') {
+        this.#reject(reader.rejectReason!, reader.rejectDetail);
+        return;
+      }
+      if (reader.hello !== null) {
+        this.#helloMs = performance.now() - this.#startedAt;
+        this.#rt.shared.events.helloParsed(this.#helloMs, reader.hello.sni);
+      }
+      if (reader.proxy !== null) {
+        this.#clientAddress = reader.proxy.sourceAddress;
+        this.#clientPort = reader.proxy.sourcePort;
+      }
+      this.#routeNow();
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
+  #stopReading(): void {
+    this.#socket.pause();
+    this.#socket.removeListener('data', this.#onData);
+    if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
+    this.#helloTimer = null;
+  }
+
+  #onHelloTimeout = (): void => {
+    this.#helloTimer = null;
+    this.#stopReading();
+    this.#reject('hello-timeout', `${this.#reader?.tail().length ?? 0} bytes read`);
+  };
+
+  /** Reads the table current now: a hello completed after a swap follows the new table. */
+  #routeNow(): void {
+    const reader = this.#reader!;
+    const state = this.#rt.state;
+    const m = state.compiled.match(reader.hello?.sni ?? null);
+    if (m.listener !== undefined) this.#listener = m.listener;
+    if (m.reject !== undefined) {
+      this.#reject(m.reject, null);
+      return;
+    }
+    const listener = m.listener;
+    this.#route = m.route;
+    if (m.route !== null) this.routeKey = routeKey(listener.id, m.route);
+    if (m.route === null || (listener.mode !== 'passthrough' && listener.mode !== 'tcp')) {
+      this.#handOff(listener, m.route);
+      return;
+    }
+    const balancer = state.balancers.get(m.route.backends);
+    if (balancer === undefined) {
+      this.#reject('backend-invalid', 'no balancer for route');
+      return;
+    }
+    const pick = balancer.pick();
+    if (pick.backend !== undefined) this.#backend = pick.backend.id;
+    if (pick.reject !== undefined) {
+      this.#reject(pick.reject, pick.reason);
+      return;
+    }
+    const pt = new Passthrough(
+      {
+        client: this.#socket,
+        balancer,
+        backend: pick.backend,
+        first: pick,
+        head: reader.tail(),
+        pgSsl: reader.pgSsl,
+        proxyOut: this.#proxyOut,
+        health: this.#rt.shared.health,
+        events: this.#rt.shared.events,
+      },
+      this.#onPassthroughDone,
+    );
+    this.#pt = pt;
+    pt.start();
+  }
+
+  #handOff(listener: TableListener, route: SniRoute | null): void {
+    const handOff = this.#rt.shared.handOff;
+    if (handOff === null) {
+      this.#reject('no-route', `no terminator for ${listener.mode} listener`);
+      return;
+    }
+    const reader = this.#reader!;
+    this.#handedOff = true;
+    handOff({
+      connId: this.connId,
+      socket: this.#socket,
+      head: reader.tail(),
+      pgSsl: reader.pgSsl,
+      hello: reader.hello,
+      listener,
+      route,
+      client: { address: this.#clientAddress, port: this.#clientPort },
+    });
+  }
+
+  #proxyOut = (): ProxyAddresses => {
+    const p = this.#reader?.proxy;
+    const s = this.#socket;
+    return proxyAddressesFor(
+      this.#clientAddress,
+      this.#clientPort,
+      p?.destAddress ?? s.localAddress ?? '0.0.0.0',
+      p?.destPort ?? s.localPort ?? 0,
+    );
+  };
+
+  #onPassthroughDone = (reason: EndReason, detail: string | null): void => {
+    this.#finish(reason, detail);
+  };
+
+  #reject(reason: EndReason, detail: string | null): void {
+    this.#reason ??= reason;
+    this.#detail ??= detail;
+    // A plain close, never a TLS alert: conformance expects EOF or ECONNRESET.
+    this.#socket.destroy();
+  }
+
+  #fail(err: unknown): void {
+    this.#rt.shared.logger.error({ connId: this.connId, err }, 'connection handler failed');
+    if (this.#pt !== null) this.#pt.abort('internal-error');
+    else this.#reject('internal-error', err instanceof Error ? err.message : String(err));
+  }
+
+  #onError = (err: NodeJS.ErrnoException): void => {
+    if (this.#pt !== null) {
+      this.#pt.clientError(err);
+      return;
+    }
+    this.#reason ??= 'client-reset';
+    this.#detail ??= err.code ?? err.message;
+  };
+
+  #onEnd = (): void => {
+    if (this.#pt !== null) {
+      this.#pt.clientEnd();
+      return;
+    }
+    if (this.#handedOff) return;
+    // EOF before routing: with allowHalfOpen nothing would close the socket for us.
+    this.#stopReading();
+    this.#reject('client-closed', 'eof before routing');
+  };
+
+  #onClose = (hadError: boolean): void => {
+    if (this.#pt !== null) {
+      this.#pt.clientClose();
+      return;
+    }
+    this.#finish(this.#reason ?? (hadError ? 'client-reset' : 'client-closed'), this.#detail);
+  };
+
+  #finish(reason: EndReason, detail: string | null): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
+    this.#rt.connections.delete(this);
+    const hello = this.#reader?.hello ?? null;
+    const route = this.#route?.route;
+    const record: ConnectionRecord = {
+      connId: this.connId,
+      client: hostPort(this.#clientAddress, this.#clientPort),
+      bind: this.#rt.display,
+      listener: this.#listener?.id ?? null,
+      sni: hello?.sni ?? null,
+      alpn: hello?.alpn ?? null,
+      route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
+      backend: this.#backend,
+      endpoint: this.#pt?.endpoint ?? null,
+      bytesIn: this.#socket.bytesRead,
+      bytesOut: this.#socket.bytesWritten,
+      durationMs: Math.round(performance.now() - this.#startedAt),
+      helloMs: this.#helloMs === null ? null : Math.round(this.#helloMs * 1000) / 1000,
+      end: reason,
+      detail,
+    };
+    const shared = this.#rt.shared;
+    try {
+      logConnection(shared.logger, record);
+      shared.events.connectionClosed(record);
+    } catch (err) {
+      shared.logger.error({ connId: this.connId, err }, 'connection record failed');
+    }
+  }
+}

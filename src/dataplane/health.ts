@@ -1,0 +1,210 @@
+/** Endpoint health, keyed by `address:port` so it survives table swaps: passive marking and active TCP checks. */
+import net from 'node:net';
+import type { Endpoint, HealthCheck } from '../table/types.ts';
+
+export function endpointKey(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+export interface EndpointHealth {
+  endpoint: string;
+  healthy: boolean;
+  consecutiveFailures: number;
+  consecutiveSuccesses: number;
+  /** Epoch ms of the last healthy/unhealthy transition (0: never changed). */
+  since: number;
+  lastError: string | null;
+  activeCheck: boolean;
+}
+
+export interface HealthView {
+  isHealthy(key: string): boolean;
+}
+
+interface State {
+  endpoint: Endpoint;
+  healthy: boolean;
+  failures: number;
+  successes: number;
+  since: number;
+  /** Passive ejection without an active check expires here, so the endpoint gets tried again. */
+  ejectedUntil: number;
+  lastError: string | null;
+  check: HealthCheck | null;
+  timer: NodeJS.Timeout | null;
+  probe: net.Socket | null;
+}
+
+export interface HealthOptions {
+  /** How long a passively ejected endpoint without an active check stays out. Default 10 s. */
+  ejectMs?: number;
+  now?: () => number;
+  onChange?: (endpoint: string, healthy: boolean) => void;
+}
+
+/** What the table wants watched: one entry per endpoint, with the policy of (the first) backend using it. */
+export interface WatchedEndpoint {
+  endpoint: Endpoint;
+  check: HealthCheck | null;
+}
+
+export class HealthRegistry implements HealthView {
+  readonly #states = new Map<string, State>();
+  readonly #ejectMs: number;
+  readonly #now: () => number;
+  readonly #onChange: (endpoint: string, healthy: boolean) => void;
+  #closed = false;
+
+  constructor(opts: HealthOptions = {}) {
+    this.#ejectMs = opts.ejectMs ?? 10_000;
+    this.#now = opts.now ?? Date.now;
+    this.#onChange = opts.onChange ?? (() => {});
+  }
+
+  isHealthy(key: string): boolean {
+    const s = this.#states.get(key);
+    if (s === undefined || s.healthy) return true;
+    if (s.check === null && s.ejectedUntil <= this.#now()) {
+      // Half-open: healthy again, but one more failure ejects it at once (failures stays at the threshold).
+      this.#set(key, s, true);
+      return true;
+    }
+    return false;
+  }
+
+  /** A connect to the endpoint failed (passive check). */
+  reportFailure(key: string, threshold: number, error: string): void {
+    const s = this.#states.get(key);
+    if (s === undefined) return;
+    this.#fail(key, s, Math.max(1, threshold), error);
+    if (!s.healthy) s.ejectedUntil = this.#now() + this.#ejectMs;
+  }
+
+  /** A connect succeeded: resets the failure count and heals a passively ejected endpoint. */
+  reportSuccess(key: string): void {
+    const s = this.#states.get(key);
+    if (s === undefined) return;
+    s.failures = 0;
+    if (!s.healthy && s.check === null) this.#set(key, s, true);
+  }
+
+  /** Called on each table swap: keeps state of endpoints still present, starts and stops active checks. */
+  sync(watched: Map<string, WatchedEndpoint>): void {
+    if (this.#closed) return;
+    for (const [key, s] of this.#states) {
+      if (!watched.has(key)) {
+        this.#stopCheck(s);
+        this.#states.delete(key);
+      }
+    }
+    for (const [key, w] of watched) {
+      let s = this.#states.get(key);
+      if (s === undefined) {
+        s = {
+          endpoint: w.endpoint,
+          healthy: true,
+          failures: 0,
+          successes: 0,
+          since: 0,
+          ejectedUntil: 0,
+          lastError: null,
+          check: null,
+          timer: null,
+          probe: null,
+        };
+        this.#states.set(key, s);
+      }
+      if (!sameCheck(s.check, w.check)) {
+        this.#stopCheck(s);
+        s.check = w.check;
+        if (w.check !== null) this.#schedule(key, s, 0);
+      }
+    }
+  }
+
+  snapshot(): EndpointHealth[] {
+    const out: EndpointHealth[] = [];
+    for (const [key, s] of this.#states) {
+      out.push({
+        endpoint: key,
+        healthy: s.healthy,
+        consecutiveFailures: s.failures,
+        consecutiveSuccesses: s.successes,
+        since: s.since,
+        lastError: s.lastError,
+        activeCheck: s.check !== null,
+      });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#states.values()) this.#stopCheck(s);
+  }
+
+  #fail(key: string, s: State, threshold: number, error: string): void {
+    s.failures++;
+    s.successes = 0;
+    s.lastError = error;
+    if (s.healthy && s.failures >= threshold) this.#set(key, s, false);
+  }
+
+  #set(key: string, s: State, healthy: boolean): void {
+    s.healthy = healthy;
+    s.since = this.#now();
+    this.#onChange(key, healthy);
+  }
+
+  #schedule(key: string, s: State, delayMs: number): void {
+    s.timer = setTimeout(() => this.#probe(key, s), delayMs);
+    s.timer.unref();
+  }
+
+  #probe(key: string, s: State): void {
+    s.timer = null;
+    const check = s.check;
+    if (check === null || this.#closed) return;
+    let settled = false;
+    const done = (ok: boolean, error: string) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      s.probe = null;
+      // The check may have been replaced or stopped while the probe was in flight.
+      if (s.check !== check || this.#states.get(key) !== s) return;
+      if (ok) {
+        s.successes++;
+        s.failures = 0;
+        if (!s.healthy && s.successes >= check.healthyThreshold) this.#set(key, s, true);
+      } else {
+        this.#fail(key, s, check.unhealthyThreshold, error);
+      }
+      this.#schedule(key, s, check.intervalMs);
+    };
+    const sock = net.connect({ host: s.endpoint.address, port: s.endpoint.port, timeout: check.timeoutMs });
+    sock.unref();
+    s.probe = sock;
+    sock.once('connect', () => done(true, ''));
+    sock.once('timeout', () => done(false, 'ETIMEDOUT'));
+    sock.on('error', (err: NodeJS.ErrnoException) => done(false, err.code ?? err.message));
+  }
+
+  #stopCheck(s: State): void {
+    if (s.timer !== null) clearTimeout(s.timer);
+    s.timer = null;
+    s.probe?.destroy();
+    s.probe = null;
+    s.check = null;
+  }
+}
+
+function sameCheck(a: HealthCheck | null, b: HealthCheck | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.unhealthyThreshold === b.unhealthyThreshold &&
+    a.healthyThreshold === b.healthyThreshold
+  );
+}

@@ -1,0 +1,234 @@
+/** Connects to a backend (retrying other endpoints), replays the buffered bytes, then pipes both ways with half-close. */
+import net from 'node:net';
+import type { Backend } from '../table/types.ts';
+import type { Balancer, PickedEndpoint } from './balancer.ts';
+import type { EndReason } from './conn-log.ts';
+import type { DataPlaneEvents } from './events.ts';
+import type { HealthRegistry } from './health.ts';
+import { PG_ACCEPT_SSL, SSL_REQUEST } from './postgres.ts';
+import { encodeProxyV1, encodeProxyV2, type ProxyAddresses } from './proxy-protocol.ts';
+
+export interface PassthroughOptions {
+  client: net.Socket;
+  balancer: Balancer;
+  backend: Backend;
+  first: PickedEndpoint;
+  /** Client bytes read so far (ClientHello and anything after it), without the SSLRequest. */
+  head: Buffer;
+  /** Replay an SSLRequest first and swallow the backend's 'S'. */
+  pgSsl: boolean;
+  /** Addresses for the PROXY header out; used only when the backend policy asks for one. */
+  proxyOut: () => ProxyAddresses;
+  health: HealthRegistry;
+  events: DataPlaneEvents;
+}
+
+/** Called exactly once, after both sockets are closed. */
+export type PassthroughDone = (reason: EndReason, detail: string | null) => void;
+
+type State = 'connecting' | 'pg' | 'piping' | 'ended';
+
+const noop = (): void => {};
+
+export class Passthrough {
+  readonly #o: PassthroughOptions;
+  readonly #done: PassthroughDone;
+  #state: State = 'connecting';
+  #sock: net.Socket | null = null;
+  #tried: string[] = [];
+  #forced: EndReason | null = null;
+  #error: EndReason | null = null;
+  #fin: EndReason | null = null;
+  #detail: string | null = null;
+  #clientClosed = false;
+  #backendClosed = true;
+  #lifetime: NodeJS.Timeout | null = null;
+  /** `address:port` of the endpoint in use (or last tried). */
+  endpoint: string;
+
+  constructor(opts: PassthroughOptions, done: PassthroughDone) {
+    this.#o = opts;
+    this.#done = done;
+    this.endpoint = opts.first.key;
+  }
+
+  start(): void {
+    this.#connect(this.#o.first);
+  }
+
+  /** Forced end (idle, lifetime, drain, shutdown): both sides are closed now. */
+  abort(reason: EndReason): void {
+    if (this.#state === 'ended') return;
+    this.#forced ??= reason;
+    this.#o.client.destroy();
+    this.#sock?.destroy();
+  }
+
+  /** The connection forwards client socket events here once the passthrough owns the client. */
+  clientError(err: NodeJS.ErrnoException): void {
+    this.#error ??= 'client-reset';
+    this.#detail ??= err.code ?? err.message;
+    const s = this.#sock;
+    if (s === null || s.destroyed) return;
+    if (this.#state === 'piping' || this.#state === 'pg') s.resetAndDestroy();
+    else s.destroy();
+  }
+
+  clientEnd(): void {
+    this.#fin ??= 'client-closed';
+  }
+
+  clientClose(): void {
+    this.#clientClosed = true;
+    // A client gone before the backend answered leaves nothing to wait for.
+    if (this.#state === 'connecting' || this.#state === 'pg') this.#sock?.destroy();
+    this.#maybeDone();
+  }
+
+  #connect(ep: PickedEndpoint): void {
+    this.endpoint = ep.key;
+    this.#tried.push(ep.key);
+    const s = net.connect({
+      host: ep.endpoint.address,
+      port: ep.endpoint.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      timeout: this.#o.backend.policy.connectTimeoutMs,
+    });
+    this.#sock = s;
+    this.#backendClosed = false;
+    s.on('connect', this.#onConnect);
+    s.on('timeout', this.#onTimeout);
+    s.on('error', this.#onError);
+    s.on('end', this.#onEnd);
+    s.on('close', this.#onClose);
+  }
+
+  #onConnect = (): void => {
+    const s = this.#sock!;
+    const o = this.#o;
+    o.health.reportSuccess(this.endpoint);
+    const pp = o.backend.policy.proxyProtocol;
+    if (pp !== null) s.write(pp === 'v2' ? encodeProxyV2(o.proxyOut()) : encodeProxyV1(o.proxyOut()));
+    if (o.pgSsl) {
+      // Postgres refuses data pipelined after an SSLRequest: wait for its 'S' before the ClientHello.
+      this.#state = 'pg';
+      s.write(SSL_REQUEST);
+      s.once('data', this.#onPgReply);
+      return;
+    }
+    this.#pipe();
+  };
+
+  #onPgReply = (chunk: Buffer): void => {
+    const s = this.#sock!;
+    s.pause();
+    if (chunk[0] !== PG_ACCEPT_SSL) {
+      this.#error ??= 'connect-failed';
+      this.#detail ??= `postgres backend answered 0x${(chunk[0] ?? 0).toString(16)} to SSLRequest`;
+      this.#o.client.destroy();
+      s.destroy();
+      return;
+    }
+    if (chunk.length > 1) this.#o.client.write(chunk.subarray(1));
+    this.#pipe();
+  };
+
+  #pipe(): void {
+    const s = this.#sock!;
+    const c = this.#o.client;
+    const policy = this.#o.backend.policy;
+    this.#state = 'piping';
+    s.setTimeout(0);
+    if (this.#o.head.length > 0) s.write(this.#o.head);
+    // Backend first too: servers that speak first (banners, MySQL) must reach the client at once.
+    s.pipe(c);
+    c.pipe(s);
+    if (policy.idleTimeoutMs > 0) {
+      // The client socket carries both directions, so its inactivity timer is the connection's.
+      c.setTimeout(policy.idleTimeoutMs);
+      c.on('timeout', this.#onIdle);
+    }
+    if (policy.maxLifetimeMs > 0) this.#lifetime = setTimeout(this.#onLifetime, policy.maxLifetimeMs);
+  }
+
+  #onIdle = (): void => this.abort('idle-timeout');
+  #onLifetime = (): void => this.abort('max-lifetime');
+
+  #onTimeout = (): void => {
+    if (this.#state === 'connecting') this.#connectFailed('ETIMEDOUT');
+    else if (this.#state === 'pg') {
+      this.#error ??= 'connect-failed';
+      this.#detail ??= 'postgres backend did not answer SSLRequest';
+      this.#o.client.destroy();
+      this.#sock?.destroy();
+    }
+  };
+
+  #onError = (err: NodeJS.ErrnoException): void => {
+    if (this.#state === 'connecting') {
+      this.#connectFailed(err.code ?? err.message);
+      return;
+    }
+    this.#error ??= this.#state === 'pg' ? 'connect-failed' : 'backend-reset';
+    this.#detail ??= err.code ?? err.message;
+    const c = this.#o.client;
+    if (!c.destroyed) c.resetAndDestroy();
+  };
+
+  #onEnd = (): void => {
+    if (this.#state === 'pg') {
+      this.#error ??= 'connect-failed';
+      this.#detail ??= 'postgres backend closed before answering SSLRequest';
+      this.#o.client.destroy();
+      this.#sock?.destroy();
+      return;
+    }
+    this.#fin ??= 'backend-closed';
+  };
+
+  #onClose = (): void => {
+    this.#backendClosed = true;
+    this.#maybeDone();
+  };
+
+  #connectFailed(code: string): void {
+    const s = this.#sock!;
+    // Detach before destroying: this attempt's late events must not touch the next one.
+    s.removeListener('connect', this.#onConnect);
+    s.removeListener('timeout', this.#onTimeout);
+    s.removeListener('error', this.#onError);
+    s.removeListener('end', this.#onEnd);
+    s.removeListener('close', this.#onClose);
+    s.on('error', noop);
+    s.destroy();
+    this.#sock = null;
+    this.#backendClosed = true;
+    const o = this.#o;
+    o.health.reportFailure(this.endpoint, o.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
+    o.events.connectFailed(this.endpoint, code);
+    if (
+      this.#forced === null &&
+      !this.#clientClosed &&
+      this.#tried.length <= o.backend.policy.connectRetries
+    ) {
+      const next = o.balancer.nextEndpoint(o.backend, this.#tried);
+      if (next !== null) {
+        this.#connect(next);
+        return;
+      }
+    }
+    this.#error ??= 'connect-failed';
+    this.#detail ??= code;
+    o.client.destroy();
+    this.#maybeDone();
+  }
+
+  #maybeDone(): void {
+    if (!this.#clientClosed || !this.#backendClosed || this.#state === 'ended') return;
+    this.#state = 'ended';
+    if (this.#lifetime !== null) clearTimeout(this.#lifetime);
+    const reason = this.#forced ?? this.#error ?? this.#fin ?? 'client-closed';
+    this.#done(reason, this.#forced === null ? this.#detail : null);
+  }
+}
