@@ -269,8 +269,16 @@ const LISTS: Record<ResourceKind, keyof Resources> = {
   Ingress: 'ingresses',
   IngressClass: 'ingressClasses',
   ServiceImport: 'serviceImports',
+  BackendTrafficPolicy: 'backendTrafficPolicies',
+  ClientTrafficPolicy: 'clientTrafficPolicies',
 };
 
+/** The same object written twice (e.g. a shared Gateway in two example folders) is no conflict. */
+function sameContent(a: Resource, b: Resource): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Duplicates (same kind/namespace/name) with different content: the later wins, with a warning. */
 export function toResources(objects: ParsedObject[]): { resources: Resources; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const byKey = new Map<string, ParsedObject>();
@@ -278,6 +286,7 @@ export function toResources(objects: ParsedObject[]): { resources: Resources; di
     const m = p.object.metadata;
     const id = `${p.object.kind}/${m.namespace ?? ''}/${m.name}`;
     const prev = byKey.get(id);
+    if (prev && sameContent(prev.object, p.object)) continue;
     if (prev) {
       // Delete first so the Map keeps insertion order meaningful for "last wins".
       byKey.delete(id);

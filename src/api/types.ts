@@ -309,6 +309,51 @@ export interface ServiceImport extends KubeObject {
   };
 }
 
+// ---- snigate policies (gateway.snigate.io, GEP-713 policy attachment) ---------------------------
+
+export const POLICY_GROUP = 'gateway.snigate.io';
+
+export interface PolicyTargetRef {
+  group: string;
+  kind: string;
+  name: string;
+  sectionName?: string;
+}
+
+/** Per-backend connection settings. Targets Services (all routes using them) or TLSRoute/TCPRoute (their backends). */
+export interface BackendTrafficPolicy extends KubeObject {
+  kind: 'BackendTrafficPolicy';
+  spec: {
+    targetRefs: PolicyTargetRef[];
+    /** Gateway API Duration strings (`5s`, `1h30m`, `0s` = off where allowed). */
+    timeouts?: { connect?: string; idle?: string; maxLifetime?: string };
+    connectRetries?: number;
+    healthCheck?: {
+      active?: {
+        enabled?: boolean;
+        interval?: string;
+        timeout?: string;
+        unhealthyThreshold?: number;
+        healthyThreshold?: number;
+      };
+    };
+    proxyProtocol?: { version: 'V1' | 'V2' };
+    /** Weight-0 backends take over when no weighted backend is healthy (default true). */
+    fallback?: { enabled?: boolean };
+  };
+}
+
+/** Per-port client settings: the part of a connection before a listener is chosen. Targets Gateways or listeners. */
+export interface ClientTrafficPolicy extends KubeObject {
+  kind: 'ClientTrafficPolicy';
+  spec: {
+    targetRefs: PolicyTargetRef[];
+    clientHello?: { timeout?: string; maxSize?: number };
+    proxyProtocol?: { trustedCIDRs: string[] };
+    connectionLimit?: { max: number };
+  };
+}
+
 /** The kinds a source can hand to the store. */
 export type Resource =
   | GatewayClass
@@ -324,7 +369,9 @@ export type Resource =
   | Namespace
   | Ingress
   | IngressClass
-  | ServiceImport;
+  | ServiceImport
+  | BackendTrafficPolicy
+  | ClientTrafficPolicy;
 
 export type ResourceKind = Resource['kind'];
 
@@ -344,6 +391,8 @@ export interface Resources {
   ingresses: Ingress[];
   ingressClasses: IngressClass[];
   serviceImports: ServiceImport[];
+  backendTrafficPolicies: BackendTrafficPolicy[];
+  clientTrafficPolicies: ClientTrafficPolicy[];
 }
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -369,6 +418,8 @@ export const SUPPORTED_VERSIONS: Record<ResourceKind, readonly string[]> = {
   Ingress: ['networking.k8s.io/v1'],
   IngressClass: ['networking.k8s.io/v1'],
   ServiceImport: ['multicluster.x-k8s.io/v1alpha1'],
+  BackendTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
+  ClientTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
 };
 
 /** Kinds that live in a namespace (everything but GatewayClass, Namespace, IngressClass). */
@@ -390,5 +441,7 @@ export function emptyResources(): Resources {
     ingresses: [],
     ingressClasses: [],
     serviceImports: [],
+    backendTrafficPolicies: [],
+    clientTrafficPolicies: [],
   };
 }

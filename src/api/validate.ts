@@ -20,6 +20,7 @@ import {
 import { validateGateway, validateGatewayClass } from './validate-gateway.ts';
 import { validateHTTPRoute } from './validate-httproute.ts';
 import { validateIngress, validateIngressClass } from './validate-ingress.ts';
+import { validateBackendTrafficPolicy, validateClientTrafficPolicy } from './validate-policies.ts';
 import { validateReferenceGrant } from './validate-referencegrant.ts';
 import { validateTCPRoute, validateTLSRoute } from './validate-routes.ts';
 
@@ -38,6 +39,8 @@ const VALIDATORS: Record<ResourceKind, (c: Checker, o: Obj) => void> = {
   Ingress: validateIngress,
   IngressClass: validateIngressClass,
   ServiceImport: validateServiceImport,
+  BackendTrafficPolicy: validateBackendTrafficPolicy,
+  ClientTrafficPolicy: validateClientTrafficPolicy,
 };
 
 /** The served-but-deprecated versions, with the API server's own warning. */

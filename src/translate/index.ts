@@ -1,12 +1,12 @@
 /** translate(): resources in, routing table + statuses + diagnostics out. Pure: no I/O, no clock, never throws on input. */
 import type { Diagnostic } from '../api/diagnostics.ts';
 import type { GatewayClass, Namespace, Resources } from '../api/types.ts';
-import { DEFAULT_BACKEND_POLICY, DEFAULT_CLIENT_SETTINGS } from '../table/types.ts';
 import { BackendIndex } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
 import type { GatewayCtx } from './context.ts';
 import { applyBindFailures, buildGateway, detectConflicts, selectGateways } from './gateways.ts';
 import type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
+import { Policies } from './policies.ts';
 import { attachRoute, type RouteInput } from './routes.ts';
 import { byAge, byName } from './sort.ts';
 import { gatewayStatus } from './status.ts';
@@ -31,13 +31,15 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
   );
   detectConflicts(gateways);
   applyBindFailures(gateways, opts);
+  const policies = new Policies(res, opts.controllerName);
+  policies.attachClientPolicies(gateways);
 
   const env = {
     gateways: new Map(gateways.map((g) => [`${g.namespace}/${g.gateway.metadata.name}`, g])),
     namespaces: new Map<string, Namespace>(res.namespaces.map((n) => [n.metadata.name, n])),
     backends: new BackendIndex(res),
     controllerName: opts.controllerName,
-    policy: DEFAULT_BACKEND_POLICY,
+    policies,
     diags,
   };
 
@@ -52,10 +54,11 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
       status: { parents: result.parents },
     });
     if (r.kind !== 'HTTPRoute') {
-      // TLSRoute and TCPRoute have exactly one rule (CRD maxItems 1).
+      // v1 TLSRoute/TCPRoute have one rule; the older v1alpha2 allowed several, which all match the same
+      // connections, so their backends form one weighted set.
       targets.set(`${r.kind}/${r.namespace}/${r.name}`, {
         ref: { kind: r.kind, namespace: r.namespace, name: r.name },
-        backends: { backends: (result.backends[0] ?? []).map((b) => b.backend) },
+        backends: { backends: result.backends.flat().map((b) => b.backend) },
       });
     }
   }
@@ -75,7 +78,8 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
     }
   }
 
-  const table = buildTable(gateways, targets, DEFAULT_CLIENT_SETTINGS);
+  statuses.push(...policies.statuses());
+  const table = buildTable(gateways, targets, (k) => policies.clientSettings(k));
   statuses.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
   return { table, statuses, diagnostics: diags };
 }
@@ -138,7 +142,16 @@ function collectRoutes(res: Resources): RouteInput[] {
   return out;
 }
 
-const KIND_ORDER = ['GatewayClass', 'Gateway', 'TLSRoute', 'TCPRoute', 'HTTPRoute', 'Ingress'];
+const KIND_ORDER = [
+  'GatewayClass',
+  'Gateway',
+  'TLSRoute',
+  'TCPRoute',
+  'HTTPRoute',
+  'Ingress',
+  'BackendTrafficPolicy',
+  'ClientTrafficPolicy',
+];
 function kindOrder(k: string): number {
   const i = KIND_ORDER.indexOf(k);
   return i < 0 ? KIND_ORDER.length : i;

@@ -2,11 +2,11 @@
 import type { Diagnostic } from '../api/diagnostics.ts';
 import type { BackendRef, Condition, LabelSelector, Namespace, ParentReference } from '../api/types.ts';
 import { GATEWAY_GROUP } from '../api/types.ts';
-import type { BackendPolicy } from '../table/types.ts';
 import type { BackendIndex, ResolvedBackend } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
 import type { GatewayCtx, ListenerCtx } from './context.ts';
 import { intersectHostname } from './hostnames.ts';
+import type { Policies } from './policies.ts';
 
 /** What the translator needs of any route kind. */
 export interface RouteInput {
@@ -37,14 +37,21 @@ export interface AttachEnv {
   namespaces: Map<string, Namespace>;
   backends: BackendIndex;
   controllerName: string;
-  policy: BackendPolicy;
+  policies: Policies;
   diags: Diagnostic[];
 }
 
 export function attachRoute(route: RouteInput, env: AttachEnv): RouteResult {
   const gen = route.generation;
   const backends = route.backendRefs.map((refs) =>
-    refs.map((ref) => env.backends.resolve(ref, route.kind, route.namespace, env.policy)),
+    refs.map((ref) =>
+      env.backends.resolve(
+        ref,
+        route.kind,
+        route.namespace,
+        env.policies.backendPolicy(ref, route.kind, route.namespace, route.name),
+      ),
+    ),
   );
   const problems = backends.flat().filter((b) => b.problem);
   const resolved =

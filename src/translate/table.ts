@@ -20,7 +20,7 @@ export interface RouteTarget {
 export function buildTable(
   gateways: GatewayCtx[],
   targets: Map<string, RouteTarget>,
-  client: ClientSettings,
+  clientFor: (bindKey: string) => ClientSettings,
 ): RoutingTable {
   const binds = new Map<string, { bind: Bind; merged: Map<string, ListenerCtx[]> }>();
   for (const gw of gateways) {
@@ -32,7 +32,13 @@ export function buildTable(
         let b = binds.get(k);
         if (!b) {
           b = {
-            bind: { address, port: l.spec.port, protocol: protocolOf(l), listeners: [], client },
+            bind: {
+              address,
+              port: l.spec.port,
+              protocol: protocolOf(l),
+              listeners: [],
+              client: clientFor(k),
+            },
             merged: new Map(),
           };
           binds.set(k, b);
