@@ -1,9 +1,10 @@
-/** snigate command line: wiring only (run, validate, status, demo). */
+/** snigate command line: wiring only (run, validate, status, explain, convert, demo). */
 import { parseArgs } from 'node:util';
 import { formatDiagnostic } from './api/diagnostics.ts';
 import { runPipeline } from './cli/pipeline.ts';
 import { type OutputFormat, renderStatuses, withTransitionTimes } from './cli/render.ts';
 import { ErrorCode, SnigateError } from './errors.ts';
+import type { ObjectStatus } from './translate/index.ts';
 
 const USAGE = `snigate — a Gateway API gateway for TLS at the edge
 
@@ -12,6 +13,13 @@ Usage:
   snigate validate -f PATH [...]     check manifests; exit 1 on errors
   snigate status -f PATH [-o yaml|json|wide]
                                      print every object with its computed status
+  snigate explain -f PATH --port P [--sni NAME] [-o json] [--admin URL]
+                                     where a connection to port P with this SNI goes, and why
+                                     (or why it goes nowhere); exit 1 when it is rejected
+  snigate convert -f PATH [--gateway-class NAME]
+                                     Ingress (ingress-nginx annotations) and legacy TLSRoute
+                                     manifests -> Gateway API v1 YAML on stdout; what cannot be
+                                     converted is listed on stderr and as comments
   snigate demo                       run the embedded demo (what npm start does)
 
 Common flags:
@@ -21,6 +29,38 @@ Common flags:
       --gateway-class NAME serve only Gateways of this class
       --controller-name N  GatewayClass controllerName that is ours (default snigate.io/gateway-controller)
       --address ADDR       default bind address (default: all interfaces, IPv4 and IPv6)
+
+run flags:
+      --admin HOST:PORT    admin server (/status, /config, /healthz, /readyz); default 127.0.0.1:9901, or off
+      --port-offset N      add N to every listener port (443 -> 10443 with 10000), to run without root
+      --drain-timeout S    on SIGTERM, wait up to S seconds for connections to finish (default 30)
+      --drain-grace S      close connections whose route was removed S seconds after the change (default 0: never)
+      --log-level L        trace|debug|info|warn|error (default info)
+      --log-format F       json (default) or text
+
+run --kubernetes flags (read the API server instead of files; the leader writes status):
+      --kubeconfig PATH    default: in-cluster ServiceAccount, else ~/.kube/config
+      --watch-namespace NS watch only this namespace (repeatable; default all)
+      --ingress-class-controller C
+                           write status.loadBalancer on Ingresses of IngressClasses with this controller
+      --publish-service NS/NAME
+                           report this LoadBalancer Service's address in Gateway and Ingress status
+      --no-custom-resources  do not watch the Gateway API kinds (Ingress only)
+      --enable-tls-passthrough  accepted for compatibility: passthrough is always on
+
+status flags:
+  -o, --output F           yaml (default), json or wide
+      --admin URL          ask a running snigate (e.g. http://127.0.0.1:9901) instead of reading files
+
+explain flags:
+      --port P             the listener port as the manifests write it (443, not 10443)
+      --sni NAME           the server name the client sends; leave out for a client without SNI
+  -o, --output F           text (default) or json
+      --admin URL          add live endpoint health from a running snigate
+
+convert flags:
+      --gateway-class NAME gatewayClassName of the generated Gateway (default snigate)
+      --gateway-name NAME  name of the generated Gateway (default snigate)
 `;
 
 const OPTIONS = {
@@ -34,6 +74,19 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   admin: { type: 'string' },
+  'port-offset': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'drain-grace': { type: 'string' },
+  kubernetes: { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  'watch-namespace': { type: 'string', multiple: true },
+  'ingress-class-controller': { type: 'string' },
+  'publish-service': { type: 'string' },
+  'enable-tls-passthrough': { type: 'boolean' },
+  'no-custom-resources': { type: 'boolean' },
+  port: { type: 'string' },
+  sni: { type: 'string' },
+  'gateway-name': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -74,11 +127,12 @@ export async function main(argv: string[]): Promise<number> {
       return errors > 0 ? 1 : 0;
     }
     case 'status': {
-      requireFiles(files);
       const format = (values.output ?? 'yaml') as OutputFormat;
       if (!['yaml', 'json', 'wide'].includes(format)) {
         throw new SnigateError(ErrorCode.InvalidArguments, `-o ${format}: use yaml, json or wide`);
       }
+      if (values.admin) return statusFromAdmin(values.admin, format);
+      requireFiles(files);
       const r = await runPipeline(pipelineArgs);
       for (const d of r.allDiagnostics) {
         if (d.severity !== 'info') process.stderr.write(`${formatDiagnostic(d)}\n`);
@@ -87,13 +141,45 @@ export async function main(argv: string[]): Promise<number> {
       return r.loadErrors > 0 ? 1 : 0;
     }
     case 'run': {
-      requireFiles(files);
+      if (!values.kubernetes) requireFiles(files);
       const { runCommand } = await import('./cli/run.ts');
       return runCommand({
         ...pipelineArgs,
         logLevel: values['log-level'],
         logFormat: values['log-format'],
         admin: values.admin,
+        portOffset: intFlag(values['port-offset'], '--port-offset', 0),
+        drainTimeoutMs: intFlag(values['drain-timeout'], '--drain-timeout', 30) * 1000,
+        drainGraceMs: intFlag(values['drain-grace'], '--drain-grace', 0) * 1000,
+        kubernetes: values.kubernetes,
+        kubeconfig: values.kubeconfig,
+        watchNamespaces: values['watch-namespace'],
+        ingressClassController: values['ingress-class-controller'],
+        publishService: values['publish-service'],
+        enableCustomResources: !values['no-custom-resources'],
+      });
+    }
+    case 'explain': {
+      requireFiles(files);
+      if (values.port === undefined)
+        throw new SnigateError(ErrorCode.InvalidArguments, 'explain needs --port P (and usually --sni NAME)');
+      const { explainCommand } = await import('./cli/explain.ts');
+      return explainCommand({
+        ...pipelineArgs,
+        port: intFlag(values.port, '--port', 0),
+        sni: values.sni ?? null,
+        admin: values.admin,
+        output: values.output,
+      });
+    }
+    case 'convert': {
+      requireFiles(files);
+      const { convertCommand } = await import('./cli/convert.ts');
+      return convertCommand({
+        files,
+        namespace: values.namespace,
+        gatewayClass: values['gateway-class'],
+        gatewayName: values['gateway-name'],
       });
     }
     case 'demo': {
@@ -103,6 +189,48 @@ export async function main(argv: string[]): Promise<number> {
     default:
       throw new SnigateError(ErrorCode.InvalidArguments, `unknown command ${command}\n\n${USAGE}`);
   }
+}
+
+/** `snigate status --admin URL`: the running instance's statuses, its last reload and live endpoint health. */
+async function statusFromAdmin(url: string, format: OutputFormat): Promise<number> {
+  const base = /^https?:\/\//.test(url) ? url : `http://${url}`;
+  let doc: Record<string, unknown>;
+  try {
+    const res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });
+    doc = (await res.json()) as Record<string, unknown>;
+  } catch (e) {
+    throw new SnigateError(
+      ErrorCode.InvalidArguments,
+      `cannot reach the admin server at ${base}: ${(e as Error).message}`,
+    );
+  }
+  const reload = doc.lastReload as { ok: boolean; at: string; errors: string[] } | null;
+  if (reload && !reload.ok) {
+    process.stderr.write(
+      `last configuration change REFUSED at ${reload.at}; still serving the one from ${doc.programmedAt}:\n`,
+    );
+    for (const e of reload.errors) process.stderr.write(`  ${e}\n`);
+  }
+  const statuses = (doc.statuses ?? []) as ObjectStatus[];
+  if (format === 'json') {
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return reload && !reload.ok ? 1 : 0;
+  }
+  process.stdout.write(renderStatuses(statuses, format));
+  if (format === 'wide') {
+    const eps = (doc.endpoints ?? []) as { endpoint?: string; healthy?: boolean }[];
+    process.stdout.write(`\nactive connections: ${doc.activeConnections}\n`);
+    for (const e of eps) process.stdout.write(`endpoint ${JSON.stringify(e)}\n`);
+  }
+  return reload && !reload.ok ? 1 : 0;
+}
+
+function intFlag(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new SnigateError(ErrorCode.InvalidArguments, `${name} ${v}: expected a whole number`);
+  return n;
 }
 
 function requireFiles(files: string[]): void {

@@ -4,6 +4,7 @@ import type { Diagnostic } from '../api/diagnostics.ts';
 import type { ParsedObject } from '../api/parse.ts';
 import type { Resources } from '../api/types.ts';
 import { loadPaths } from '../config/load.ts';
+import type { SourceSnapshot } from '../config/source.ts';
 import {
   DEFAULT_CONTROLLER_NAME,
   type TranslateOptions,
@@ -42,6 +43,19 @@ export async function runPipeline(args: PipelineArgs): Promise<PipelineResult> {
     allDiagnostics: [...loaded.diagnostics, ...result.diagnostics],
     loadErrors,
     files: loaded.files,
+  };
+}
+
+/** Translate a source snapshot (any source) the way the CLI does. */
+export function translateSnapshot(snap: SourceSnapshot, args: PipelineArgs): PipelineResult {
+  const result = translate(snap.resources, translateOptions(args));
+  return {
+    ...result,
+    resources: snap.resources,
+    objects: [],
+    allDiagnostics: [...snap.diagnostics, ...result.diagnostics],
+    loadErrors: snap.diagnostics.filter((d) => d.severity === 'error').length,
+    files: args.files,
   };
 }
 

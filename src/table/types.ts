@@ -54,7 +54,84 @@ export interface TableListener {
    */
   routes: SniRoute[];
   /** For terminate-tls and terminate-https. */
-  tls?: { certificates: TlsCertificate[] };
+  tls?: ListenerTls;
+  /** For terminate-https and http: virtual hosts, most specific hostname first. */
+  http?: HttpVirtualHost[];
+}
+
+export interface ListenerTls {
+  /** The one whose names best match the SNI (longest match) is served; the first is the default. */
+  certificates: TlsCertificate[];
+  /** Client-certificate validation (Gateway spec.tls.frontend), HTTPS listeners only. */
+  clientValidation?: {
+    /** PEM bundle of the CA certificates that sign acceptable client certificates. */
+    caPem: string;
+    /** AllowValidOnly: a valid client certificate is required; AllowInsecureFallback: requested, not required. */
+    mode: 'AllowValidOnly' | 'AllowInsecureFallback';
+  };
+  /** ALPN offered: HTTPS listeners offer h2 and http/1.1; TLS Terminate listeners echo what the route needs. */
+  alpn: string[];
+}
+
+/** One hostname on an HTTP(S) listener: `*` for any, `*.suffix`, or exact. */
+export interface HttpVirtualHost {
+  hostname: string;
+  /** In precedence order (Gateway API HTTPRoute rules): the first rule whose match fits wins. */
+  rules: HttpRule[];
+}
+
+export interface HttpRule {
+  route: RouteRef;
+  /** Index of the rule in the route's spec (for logs and metrics). */
+  ruleIndex: number;
+  match: HttpMatch;
+  /** Filters applied to every request of the rule, in spec order. */
+  filters: HttpFilter[];
+  /** Weighted; an invalid backend's share gets 500, no backends at all gets 500 unless a filter answers. */
+  backends: HttpBackend[];
+  timeouts: { requestMs: number; backendRequestMs: number };
+  /** Ingress-only knobs carried from annotations (body size, source ranges...). */
+  limits?: { maxBodyBytes?: number; allowSourceRanges?: string[] };
+}
+
+export interface HttpMatch {
+  path: { type: 'Exact' | 'PathPrefix' | 'RegularExpression'; value: string };
+  headers: { type: 'Exact' | 'RegularExpression'; name: string; value: string }[];
+  queryParams: { type: 'Exact' | 'RegularExpression'; name: string; value: string }[];
+  /** Upper-case method, or null for any. */
+  method: string | null;
+}
+
+export type HttpFilter =
+  | { type: 'RequestHeaderModifier'; set: HeaderPair[]; add: HeaderPair[]; remove: string[] }
+  | { type: 'ResponseHeaderModifier'; set: HeaderPair[]; add: HeaderPair[]; remove: string[] }
+  | {
+      type: 'RequestRedirect';
+      scheme: string | null;
+      hostname: string | null;
+      port: number | null;
+      path: PathModifier | null;
+      statusCode: number;
+    }
+  | { type: 'URLRewrite'; hostname: string | null; path: PathModifier | null }
+  | { type: 'RequestMirror'; backend: Backend; percent: number };
+
+export interface HeaderPair {
+  name: string;
+  value: string;
+}
+
+export type PathModifier =
+  | { type: 'ReplaceFullPath'; value: string }
+  | { type: 'ReplacePrefixMatch'; value: string };
+
+export interface HttpBackend extends Backend {
+  /** Filters of this backendRef only (applied after the rule's). */
+  filters: HttpFilter[];
+  /** `http` (default) or `https` (re-encrypt: BackendTLSPolicy or backend-protocol annotation). */
+  protocol: 'http' | 'https';
+  /** For https: SNI and verification. */
+  tls?: { serverName: string; caPem: string | null; insecureSkipVerify: boolean };
 }
 
 export interface TlsCertificate {

@@ -6,6 +6,7 @@ import { createCA } from '../../test/support/certs.ts';
 import type { Diagnostic } from '../api/diagnostics.ts';
 import { type ParsedObject, parseManifests, toResources } from '../api/parse.ts';
 import type { ConfigMap, Secret } from '../api/types.ts';
+import { redactTable } from '../table/redact.ts';
 import type { RoutingTable } from '../table/types.ts';
 import { DEFAULT_CONTROLLER_NAME, type TranslateOptions, type TranslateResult, translate } from './index.ts';
 
@@ -101,25 +102,12 @@ export function renderGolden(r: CaseResult, onlyCase: boolean): string {
     statuses.filter((s) => s.kind === 'Gateway').map((s) => `${s.metadata.namespace}/${s.metadata.name}`),
   );
   const table: RoutingTable = {
-    binds: r.table.binds
-      .map((b) => ({
+    binds: redactTable(r.table)
+      .binds.map((b) => ({
         ...b,
-        listeners: b.listeners
-          .filter((l) => !onlyCase || gateways.has(`${l.gateway.namespace}/${l.gateway.name}`))
-          .map((l) =>
-            l.tls
-              ? {
-                  ...l,
-                  tls: {
-                    certificates: l.tls.certificates.map((c) => ({
-                      ...c,
-                      certPem: '<redacted>',
-                      keyPem: '<redacted>',
-                    })),
-                  },
-                }
-              : l,
-          ),
+        listeners: b.listeners.filter(
+          (l) => !onlyCase || gateways.has(`${l.gateway.namespace}/${l.gateway.name}`),
+        ),
       }))
       .filter((b) => b.listeners.length > 0),
   };

@@ -87,7 +87,9 @@ function tableListener(group: ListenerCtx[], targets: Map<string, RouteTarget>):
     routes,
   };
   if (group.length > 1) out.mergedWith = group.slice(1).map(listenerId);
-  if (l.mode === 'terminate-https' || l.mode === 'terminate-tls') out.tls = { certificates: l.certificates };
+  if (l.mode === 'terminate-https' || l.mode === 'terminate-tls') {
+    out.tls = { certificates: l.certificates, alpn: l.mode === 'terminate-https' ? ['h2', 'http/1.1'] : [] };
+  }
   return out;
 }
 

@@ -1,0 +1,230 @@
+/**
+ * Prometheus metrics: a DataPlaneEvents implementation over its own prom-client Registry.
+ *
+ * Label values come from configuration only (binds, listeners, routes, backends, endpoints) or from
+ * fixed enumerations (end reasons, error codes): never a client address or a client-chosen SNI, so
+ * an attacker cannot grow the series count. Child handles are cached per label string so the
+ * per-connection callbacks allocate nothing beyond the key. The hooks are own arrow-function
+ * properties, so the instance can be spread (`withDefaults`) or its hooks passed around unbound.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ConnectionRecord, EndReason } from '../dataplane/conn-log.ts';
+import type { DataPlaneEvents } from '../dataplane/events.ts';
+
+/** End reasons counted in `snigate_rejects_total`: the connection never reached a backend. */
+const REJECTS: ReadonlySet<EndReason> = new Set<EndReason>([
+  'no-sni',
+  'no-listener',
+  'no-route',
+  'not-tls',
+  'malformed-hello',
+  'hello-too-large',
+  'hello-timeout',
+  'backend-invalid',
+  'no-endpoints',
+  'connect-failed',
+  'proxy-header-invalid',
+  'pg-cancel-unroutable',
+  'max-connections',
+  'internal-error',
+]);
+
+/** Error codes are an open set in principle (libuv): anything unexpected is folded into `other`. */
+const CODE_RE = /^[A-Z][A-Z0-9_]{1,31}$/;
+
+export const HELLO_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface MetricsOptions {
+  /** Register prom-client's default process/Node metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+export type EndpointHealthSource = () => { endpoint: string; healthy: boolean }[];
+
+interface Inc {
+  inc(n?: number): void;
+}
+interface Settable extends Inc {
+  dec(n?: number): void;
+  set(v: number): void;
+}
+
+export class Metrics implements DataPlaneEvents {
+  readonly registry = new Registry();
+
+  readonly #accepted: Counter<'bind'>;
+  readonly #active: Gauge<'bind'>;
+  readonly #closed: Counter<'listener' | 'route' | 'backend' | 'end'>;
+  readonly #bytes: Counter<'direction' | 'route'>;
+  readonly #hello: Histogram;
+  readonly #rejects: Counter<'reason'>;
+  readonly #connectFailures: Counter<'endpoint' | 'code'>;
+  readonly #healthy: Gauge<'endpoint'>;
+  readonly #reloads: Counter<'result'>;
+  readonly #lastSuccess: Gauge;
+  readonly #bindFailures: Counter<'bind' | 'code'>;
+  readonly #pgCancel: Counter;
+
+  readonly #cache = new Map<string, Inc>();
+  #healthSource: EndpointHealthSource | null = null;
+
+  constructor(opts: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.#accepted = new Counter({
+      name: 'snigate_connections_accepted_total',
+      help: 'Connections accepted, per bind (address:port).',
+      labelNames: ['bind'],
+      registers,
+    });
+    this.#active = new Gauge({
+      name: 'snigate_connections_active',
+      help: 'Connections open now, per bind.',
+      labelNames: ['bind'],
+      registers,
+    });
+    this.#closed = new Counter({
+      name: 'snigate_connections_closed_total',
+      help: 'Connections ended, by listener, route, backend (empty when not chosen) and end reason.',
+      labelNames: ['listener', 'route', 'backend', 'end'],
+      registers,
+    });
+    this.#bytes = new Counter({
+      name: 'snigate_bytes_total',
+      help: 'Bytes from the client (in) and to the client (out), per route (empty: not routed).',
+      labelNames: ['direction', 'route'],
+      registers,
+    });
+    this.#hello = new Histogram({
+      name: 'snigate_clienthello_duration_seconds',
+      help: 'Time from accept to a complete ClientHello.',
+      buckets: HELLO_BUCKETS,
+      registers,
+    });
+    this.#rejects = new Counter({
+      name: 'snigate_rejects_total',
+      help: 'Connections closed before any byte reached a backend, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#connectFailures = new Counter({
+      name: 'snigate_backend_connect_failures_total',
+      help: 'Failed connects to a backend endpoint (each attempt, retried or not), by error code.',
+      labelNames: ['endpoint', 'code'],
+      registers,
+    });
+    const self = this;
+    this.#healthy = new Gauge({
+      name: 'snigate_endpoint_healthy',
+      help: '1 when the endpoint is taking connections, 0 when it is ejected (passive or active checks).',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        const src = self.#healthSource;
+        if (src === null) return;
+        // The registry is the truth: endpoints removed from the configuration disappear here too.
+        this.reset();
+        for (const e of src()) this.labels(e.endpoint).set(e.healthy ? 1 : 0);
+      },
+    });
+    this.#reloads = new Counter({
+      name: 'snigate_config_reloads_total',
+      help: 'Configuration loads, by result (a failure keeps the last good configuration serving).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.#lastSuccess = new Gauge({
+      name: 'snigate_config_last_reload_success_timestamp_seconds',
+      help: 'When the configuration serving now was programmed (Unix time).',
+      registers,
+    });
+    this.#bindFailures = new Counter({
+      name: 'snigate_bind_failures_total',
+      help: 'Listen failures, by bind and error code (EADDRINUSE, EACCES, ...).',
+      labelNames: ['bind', 'code'],
+      registers,
+    });
+    this.#pgCancel = new Counter({
+      name: 'snigate_pg_cancel_requests_total',
+      help: 'Postgres CancelRequests received (they carry no SNI and cannot be routed).',
+      registers,
+    });
+    // Series that should read 0 before the first event, so rate() and alerts work from the start.
+    this.#reloads.labels('success').inc(0);
+    this.#reloads.labels('failure').inc(0);
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Live endpoint health (e.g. `() => dataPlane.health.snapshot()`), read at each scrape. */
+  setHealthSource(src: EndpointHealthSource): void {
+    this.#healthSource = src;
+  }
+
+  #child<L extends string>(metric: Counter<L> | Gauge<L>, key: string, values: string[]): Settable {
+    let c = this.#cache.get(key);
+    if (c === undefined) {
+      c = (metric as Gauge<L>).labels(...values);
+      this.#cache.set(key, c);
+    }
+    return c as Settable;
+  }
+
+  readonly connectionOpened = (bind: string): void => {
+    this.#child(this.#accepted, `a\0${bind}`, [bind]).inc();
+    this.#child(this.#active, `g\0${bind}`, [bind]).inc();
+  };
+
+  readonly connectionClosed = (r: ConnectionRecord): void => {
+    this.#child(this.#active, `g\0${r.bind}`, [r.bind]).dec();
+    const listener = r.listener ?? '';
+    const route = r.route ?? '';
+    const backend = r.backend ?? '';
+    this.#child(this.#closed, `c\0${listener}\0${route}\0${backend}\0${r.end}`, [
+      listener,
+      route,
+      backend,
+      r.end,
+    ]).inc();
+    if (r.bytesIn > 0) this.#child(this.#bytes, `i\0${route}`, ['in', route]).inc(r.bytesIn);
+    if (r.bytesOut > 0) this.#child(this.#bytes, `o\0${route}`, ['out', route]).inc(r.bytesOut);
+    if (REJECTS.has(r.end)) this.#child(this.#rejects, `r\0${r.end}`, [r.end]).inc();
+  };
+
+  readonly helloParsed = (ms: number, _sni: string | null): void => {
+    this.#hello.observe(ms / 1000);
+  };
+
+  readonly connectFailed = (endpoint: string, code: string): void => {
+    const c = safeCode(code);
+    this.#child(this.#connectFailures, `f\0${endpoint}\0${c}`, [endpoint, c]).inc();
+  };
+
+  readonly healthChanged = (endpoint: string, healthy: boolean): void => {
+    this.#child(this.#healthy, `h\0${endpoint}`, [endpoint]).set(healthy ? 1 : 0);
+  };
+
+  readonly pgCancelRequest = (): void => {
+    this.#pgCancel.inc();
+  };
+
+  readonly bindFailed = (bind: string, code: string): void => {
+    this.#bindFailures.labels(bind, safeCode(code)).inc();
+  };
+
+  /** One configuration load finished; `at` is an ISO time (the reconciler's ReloadRecord). */
+  reloadCompleted(ok: boolean, at: string): void {
+    this.#reloads.labels(ok ? 'success' : 'failure').inc();
+    if (ok) {
+      const t = Date.parse(at);
+      if (!Number.isNaN(t)) this.#lastSuccess.set(t / 1000);
+    }
+  }
+
+  /** The Prometheus text exposition, for an admin `extra` route. */
+  async scrape(): Promise<{ type: string; body: string }> {
+    return { type: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+function safeCode(code: string): string {
+  return CODE_RE.test(code) ? code : 'other';
+}
