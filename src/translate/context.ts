@@ -34,6 +34,8 @@ export interface ListenerCtx {
   conflicted?: CondState;
   overlapping?: CondState;
   certificates: TlsCertificate[];
+  /** Frontend client-certificate validation for HTTPS listeners (Gateway spec.tls.frontend). */
+  clientValidation?: { caPem: string; mode: 'AllowValidOnly' | 'AllowInsecureFallback' };
   attachedRoutes: number;
   attachments: Attachment[];
 }

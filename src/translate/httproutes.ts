@@ -2,7 +2,15 @@
 import type { Diagnostic } from '../api/diagnostics.ts';
 import { parseDuration } from '../api/duration.ts';
 import type { HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from '../api/types.ts';
-import type { HttpBackend, HttpFilter, HttpMatch, HttpRule, HttpVirtualHost, PathModifier, RouteRef } from '../table/types.ts';
+import type {
+  HttpBackend,
+  HttpFilter,
+  HttpMatch,
+  HttpRule,
+  HttpVirtualHost,
+  PathModifier,
+  RouteRef,
+} from '../table/types.ts';
 import type { BackendIndex, ResolvedBackend } from './backends.ts';
 import { compareSpecificity } from './hostnames.ts';
 import type { Policies } from './policies.ts';
@@ -22,7 +30,12 @@ export interface HttpTargetEnv {
 }
 
 /** Build the route's HttpRules once; the per-listener vhost builder only sorts them by hostname. */
-export function httpTarget(route: HTTPRoute, order: number, resolved: ResolvedBackend[][], env: HttpTargetEnv): HttpTarget {
+export function httpTarget(
+  route: HTTPRoute,
+  order: number,
+  resolved: ResolvedBackend[][],
+  env: HttpTargetEnv,
+): HttpTarget {
   const ns = route.metadata.namespace ?? 'default';
   const ref: RouteRef = { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name };
   const rules = (route.spec.rules ?? []).map((rule, ruleIndex) =>
@@ -31,12 +44,22 @@ export function httpTarget(route: HTTPRoute, order: number, resolved: ResolvedBa
   return { ref, order, rules };
 }
 
-function expandRule(rule: HTTPRouteRule, ruleIndex: number, ref: RouteRef, resolved: ResolvedBackend[], env: HttpTargetEnv): HttpRule[] {
+function expandRule(
+  rule: HTTPRouteRule,
+  ruleIndex: number,
+  ref: RouteRef,
+  resolved: ResolvedBackend[],
+  env: HttpTargetEnv,
+): HttpRule[] {
   const problems: string[] = [];
   const filters = (rule.filters ?? []).flatMap((f) => filter(f, ref, env, problems));
   const backends: HttpBackend[] = (rule.backendRefs ?? []).map((br, i) => {
     const b = resolved[i]!.backend;
-    return { ...b, filters: (br.filters ?? []).flatMap((f) => filter(f, ref, env, problems)), protocol: 'http' as const };
+    return {
+      ...b,
+      filters: (br.filters ?? []).flatMap((f) => filter(f, ref, env, problems)),
+      protocol: 'http' as const,
+    };
   });
   if (problems.length > 0) {
     env.diags.push({
@@ -71,12 +94,18 @@ function toMatch(m: HTTPRouteMatch): HttpMatch {
   return {
     path: { type: m.path?.type ?? 'PathPrefix', value: m.path?.value ?? '/' },
     headers: (m.headers ?? []).map((h) => ({ type: h.type ?? 'Exact', name: h.name, value: h.value })),
-    queryParams: (m.queryParams ?? []).map((q) => ({ type: q.type ?? 'Exact', name: q.name, value: q.value })),
+    queryParams: (m.queryParams ?? []).map((q) => ({
+      type: q.type ?? 'Exact',
+      name: q.name,
+      value: q.value,
+    })),
     method: m.method ? m.method.toUpperCase() : null,
   };
 }
 
-function pathModifier(p: { type: string; replaceFullPath?: string; replacePrefixMatch?: string } | undefined): PathModifier | null {
+function pathModifier(
+  p: { type: string; replaceFullPath?: string; replacePrefixMatch?: string } | undefined,
+): PathModifier | null {
   if (!p) return null;
   return p.type === 'ReplaceFullPath'
     ? { type: 'ReplaceFullPath', value: p.replaceFullPath ?? '/' }
@@ -104,16 +133,28 @@ function filter(f: HTTPRouteFilter, ref: RouteRef, env: HttpTargetEnv, problems:
       ];
     }
     case 'URLRewrite':
-      return [{ type: 'URLRewrite', hostname: f.urlRewrite?.hostname ?? null, path: pathModifier(f.urlRewrite?.path) }];
+      return [
+        {
+          type: 'URLRewrite',
+          hostname: f.urlRewrite?.hostname ?? null,
+          path: pathModifier(f.urlRewrite?.path),
+        },
+      ];
     case 'RequestMirror': {
       const m = f.requestMirror;
       if (!m) return [];
-      const r = env.backends.resolve(m.backendRef, 'HTTPRoute', ref.namespace, env.policies.backendPolicy(m.backendRef, 'HTTPRoute', ref.namespace, ref.name));
+      const r = env.backends.resolve(
+        m.backendRef,
+        'HTTPRoute',
+        ref.namespace,
+        env.policies.backendPolicy(m.backendRef, 'HTTPRoute', ref.namespace, ref.name),
+      );
       if (r.problem) {
         problems.push(`RequestMirror to ${m.backendRef.name}: ${r.problem.reason}`);
         return [];
       }
-      const percent = m.percent ?? (m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : 100);
+      const percent =
+        m.percent ?? (m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : 100);
       return [{ type: 'RequestMirror', backend: r.backend, percent }];
     }
     default:
@@ -127,7 +168,10 @@ function filter(f: HTTPRouteFilter, ref: RouteRef, env: HttpTargetEnv, problems:
  * regular expressions; then a method match; then more header matches; then more query matches; then the
  * oldest route, then namespace/name; then rule and match order.
  */
-function compareRules(a: { rule: HttpRule; order: number; seq: number }, b: { rule: HttpRule; order: number; seq: number }): number {
+function compareRules(
+  a: { rule: HttpRule; order: number; seq: number },
+  b: { rule: HttpRule; order: number; seq: number },
+): number {
   const pa = a.rule.match.path;
   const pb = b.rule.match.path;
   const rank = (t: string) => (t === 'Exact' ? 0 : t === 'PathPrefix' ? 1 : 2);
@@ -136,7 +180,8 @@ function compareRules(a: { rule: HttpRule; order: number; seq: number }, b: { ru
   const ma = a.rule.match.method ? 0 : 1;
   const mb = b.rule.match.method ? 0 : 1;
   if (ma !== mb) return ma - mb;
-  if (a.rule.match.headers.length !== b.rule.match.headers.length) return b.rule.match.headers.length - a.rule.match.headers.length;
+  if (a.rule.match.headers.length !== b.rule.match.headers.length)
+    return b.rule.match.headers.length - a.rule.match.headers.length;
   if (a.rule.match.queryParams.length !== b.rule.match.queryParams.length) {
     return b.rule.match.queryParams.length - a.rule.match.queryParams.length;
   }
@@ -156,7 +201,8 @@ export function buildVirtualHosts(
       let list = byHost.get(h);
       if (!list) byHost.set(h, (list = []));
       let seq = 0;
-      for (const expanded of t.rules) for (const rule of expanded) list.push({ rule, order: t.order, seq: seq++ });
+      for (const expanded of t.rules)
+        for (const rule of expanded) list.push({ rule, order: t.order, seq: seq++ });
     }
   }
   return [...byHost.entries()]

@@ -5,6 +5,7 @@ import { BackendIndex } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
 import type { GatewayCtx } from './context.ts';
 import { applyBindFailures, buildGateway, detectConflicts, selectGateways } from './gateways.ts';
+import { type HttpTarget, httpTarget } from './httproutes.ts';
 import type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
 import { Policies } from './policies.ts';
 import { attachRoute, type RouteInput } from './routes.ts';
@@ -44,6 +45,7 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
   };
 
   const targets = new Map<string, RouteTarget>();
+  const httpTargets = new Map<string, HttpTarget>();
   const routes = collectRoutes(res);
   for (const r of routes) {
     const result = attachRoute(r, env);
@@ -53,7 +55,12 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
       metadata: { name: r.name, namespace: r.namespace, generation: r.generation },
       status: { parents: result.parents },
     });
-    if (r.kind !== 'HTTPRoute') {
+    if (r.http) {
+      httpTargets.set(
+        `HTTPRoute/${r.namespace}/${r.name}`,
+        httpTarget(r.http, r.order, result.backends, env),
+      );
+    } else {
       // v1 TLSRoute/TCPRoute have one rule; the older v1alpha2 allowed several, which all match the same
       // connections, so their backends form one weighted set.
       targets.set(`${r.kind}/${r.namespace}/${r.name}`, {
@@ -79,7 +86,7 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
   }
 
   statuses.push(...policies.statuses());
-  const table = buildTable(gateways, targets, (k) => policies.clientSettings(k));
+  const table = buildTable(gateways, targets, httpTargets, (k) => policies.clientSettings(k));
   statuses.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
   return { table, statuses, diagnostics: diags };
 }
@@ -120,13 +127,15 @@ function collectRoutes(res: Resources): RouteInput[] {
       rules: r.spec.rules,
     })),
     ...res.httpRoutes.map((r) => ({
+      http: r,
       r,
       kind: 'HTTPRoute' as const,
       hostnames: r.spec.hostnames ?? [],
       rules: r.spec.rules ?? [],
     })),
   ].sort((a, b) => byAge(a.r, b.r));
-  all.forEach(({ r, kind, hostnames, rules }, order) => {
+  all.forEach((x, order) => {
+    const { r, kind, hostnames, rules } = x;
     out.push({
       kind,
       apiVersion: r.apiVersion,
@@ -137,6 +146,7 @@ function collectRoutes(res: Resources): RouteInput[] {
       hostnames,
       backendRefs: rules.map((rule) => rule.backendRefs ?? []),
       order,
+      http: 'http' in x ? x.http : undefined,
     });
   });
   return out;

@@ -196,6 +196,7 @@ function checkFrontendValidation(l: ListenerCtx, res: Resources): void {
   if (v.mode === 'AllowInsecureFallback') l.gw.insecureFrontend = true;
   const refs = v.caCertificateRefs ?? [];
   let valid = 0;
+  const pems: string[] = [];
   for (const [i, ref] of refs.entries()) {
     const where = `${path}.validation.caCertificateRefs[${i}]`;
     const ns = ref.namespace ?? l.gw.namespace;
@@ -228,6 +229,7 @@ function checkFrontendValidation(l: ListenerCtx, res: Resources): void {
     if (pem) {
       try {
         new X509Certificate(pem);
+        pems.push(pem);
         ok = true;
       } catch {
         ok = false;
@@ -244,6 +246,7 @@ function checkFrontendValidation(l: ListenerCtx, res: Resources): void {
     }
     valid++;
   }
+  if (valid > 0) l.clientValidation = { caPem: pems.join('\n'), mode: v.mode ?? 'AllowValidOnly' };
   if (refs.length > 0 && valid === 0) {
     l.accepted = {
       ok: false,

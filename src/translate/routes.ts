@@ -1,6 +1,13 @@
 /** Route attachment: each parentRef → listeners, with the upstream Accepted/ResolvedRefs reasons. */
 import type { Diagnostic } from '../api/diagnostics.ts';
-import type { BackendRef, Condition, LabelSelector, Namespace, ParentReference } from '../api/types.ts';
+import type {
+  BackendRef,
+  Condition,
+  HTTPRoute,
+  LabelSelector,
+  Namespace,
+  ParentReference,
+} from '../api/types.ts';
 import { GATEWAY_GROUP } from '../api/types.ts';
 import type { BackendIndex, ResolvedBackend } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
@@ -20,6 +27,8 @@ export interface RouteInput {
   hostnames: string[] | undefined;
   backendRefs: BackendRef[][];
   order: number;
+  /** The HTTPRoute itself, for building its HTTP rules. */
+  http?: HTTPRoute;
 }
 
 export interface RouteResult {

@@ -11,6 +11,7 @@ import type { GatewayCtx, ListenerCtx } from './context.ts';
 import { listenerId } from './context.ts';
 import { bindKey } from './gateways.ts';
 import { compareSpecificity } from './hostnames.ts';
+import { buildVirtualHosts, type HttpTarget } from './httproutes.ts';
 
 export interface RouteTarget {
   ref: { kind: string; namespace: string; name: string };
@@ -20,6 +21,7 @@ export interface RouteTarget {
 export function buildTable(
   gateways: GatewayCtx[],
   targets: Map<string, RouteTarget>,
+  httpTargets: Map<string, HttpTarget>,
   clientFor: (bindKey: string) => ClientSettings,
 ): RoutingTable {
   const binds = new Map<string, { bind: Bind; merged: Map<string, ListenerCtx[]> }>();
@@ -53,7 +55,7 @@ export function buildTable(
   }
   const out: Bind[] = [];
   for (const { bind, merged } of binds.values()) {
-    for (const group of merged.values()) bind.listeners.push(tableListener(group, targets));
+    for (const group of merged.values()) bind.listeners.push(tableListener(group, targets, httpTargets));
     bind.listeners.sort((x, y) => compareSpecificity(x.hostname, y.hostname) || cmp(x.id, y.id));
     out.push(bind);
   }
@@ -65,7 +67,11 @@ function protocolOf(l: ListenerCtx): Bind['protocol'] {
   return l.mode === 'tcp' ? 'tcp' : l.mode === 'http' ? 'http' : 'tls';
 }
 
-function tableListener(group: ListenerCtx[], targets: Map<string, RouteTarget>): TableListener {
+function tableListener(
+  group: ListenerCtx[],
+  targets: Map<string, RouteTarget>,
+  httpTargets: Map<string, HttpTarget>,
+): TableListener {
   const l = group[0]!;
   // Precedence among routes claiming one hostname: oldest, then namespace/name (attachment order).
   const winners = new Map<string, SniRoute>();
@@ -89,6 +95,13 @@ function tableListener(group: ListenerCtx[], targets: Map<string, RouteTarget>):
   if (group.length > 1) out.mergedWith = group.slice(1).map(listenerId);
   if (l.mode === 'terminate-https' || l.mode === 'terminate-tls') {
     out.tls = { certificates: l.certificates, alpn: l.mode === 'terminate-https' ? ['h2', 'http/1.1'] : [] };
+    if (l.clientValidation) out.tls.clientValidation = l.clientValidation;
+  }
+  if (l.mode === 'terminate-https' || l.mode === 'http') {
+    out.http = buildVirtualHosts(
+      group.flatMap((x) => x.attachments),
+      httpTargets,
+    );
   }
   return out;
 }
