@@ -128,5 +128,37 @@ function renderWide(statuses: ObjectStatus[]): string {
     }
     out.push(table(['KIND', 'ROUTE', 'PARENT', 'ACCEPTED', 'RESOLVEDREFS'], rows));
   }
+  const ingresses = statuses.filter((s) => s.kind === 'Ingress');
+  if (ingresses.length > 0) {
+    out.push(
+      table(
+        ['NAMESPACE', 'INGRESS', 'ADDRESS'],
+        ingresses.map((s) => [
+          s.metadata.namespace ?? '',
+          s.metadata.name,
+          ((s.status.loadBalancer as { ingress?: { ip?: string }[] } | undefined)?.ingress ?? [])
+            .map((i) => i.ip)
+            .join(',') || '-',
+        ]),
+      ),
+    );
+  }
+  const policies = statuses.filter((s) => s.kind.endsWith('Policy'));
+  if (policies.length > 0) {
+    const rows: string[][] = [];
+    for (const s of policies) {
+      for (const a of (s.status.ancestors as
+        | { ancestorRef: Record<string, string>; conditions: Condition[] }[]
+        | undefined) ?? []) {
+        rows.push([
+          s.kind,
+          `${s.metadata.namespace}/${s.metadata.name}`,
+          `${a.ancestorRef.kind}/${a.ancestorRef.name}${a.ancestorRef.sectionName ? `/${a.ancestorRef.sectionName}` : ''}`,
+          cond(a.conditions, 'Accepted'),
+        ]);
+      }
+    }
+    out.push(table(['KIND', 'POLICY', 'TARGET', 'ACCEPTED'], rows));
+  }
   return `${out.join('\n\n')}\n`;
 }

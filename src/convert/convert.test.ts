@@ -154,6 +154,7 @@ describe('convert: ingress-nginx features', () => {
           'nginx.ingress.kubernetes.io/rewrite-target': '/$2',
           'nginx.ingress.kubernetes.io/ssl-redirect': 'false',
           'nginx.ingress.kubernetes.io/proxy-body-size': '10m',
+          'nginx.ingress.kubernetes.io/configuration-snippet': 'more_set_headers "X: y";',
         },
       ),
       {
@@ -167,7 +168,8 @@ describe('convert: ingress-nginx features', () => {
       },
     ]);
     const unsupported = r.notes.filter((n) => n.severity === 'unsupported').map((n) => n.message);
-    assert.ok(unsupported.some((m) => m.includes('nginx.ingress.kubernetes.io/proxy-body-size')));
+    assert.ok(unsupported.some((m) => m.includes('nginx.ingress.kubernetes.io/configuration-snippet')));
+    assert.ok(!unsupported.some((m) => m.includes('proxy-body-size')), 'carried, not dropped');
     assert.ok(unsupported.some((m) => m.includes('regex path /img/[0-9]+')));
     const routes = r.objects.filter((o) => o.kind === 'HTTPRoute') as {
       metadata: { name: string };
@@ -197,6 +199,10 @@ describe('convert: ingress-nginx features', () => {
       { matches: [{ path: { type: 'Exact', value: '/exact' } }], backendRefs: [{ name: 'web', port: 8000 }] },
     ]);
     assert.equal((routes[1]!.spec as Obj).hostnames, undefined);
+    assert.deepEqual((routes[0] as unknown as { metadata: { annotations: Obj } }).metadata.annotations, {
+      'snigate.io/converted-from': 'Ingress shop/web',
+      'nginx.ingress.kubernetes.io/proxy-body-size': '10m',
+    });
     const { errors, accepted } = load(renderConverted(r, ['t']));
     assert.deepEqual(errors, []);
     assert.ok(accepted('web-www-shop-test'));
@@ -205,7 +211,7 @@ describe('convert: ingress-nginx features', () => {
     assert.match(text, /^# NOT CONVERTED \(review before applying\):$/m);
     assert.match(
       text,
-      /^# {3}Ingress shop\/web: annotation nginx\.ingress\.kubernetes\.io\/proxy-body-size/m,
+      /^# {3}Ingress shop\/web: annotation nginx\.ingress\.kubernetes\.io\/configuration-snippet/m,
     );
   });
 

@@ -4,7 +4,14 @@
  * Gateway API versions are bumped to v1), so the output replaces the input as a whole.
  */
 import { stringify } from 'yaml';
-import { convertIngress, type GatewayPlan, type IngressEnv, ingressHosts, isPassthrough } from './ingress.ts';
+import {
+  CARRIED,
+  convertIngress,
+  type GatewayPlan,
+  type IngressEnv,
+  ingressHosts,
+  isPassthrough,
+} from './ingress.ts';
 import { convertTLSRoute, grantsFor } from './tlsroute.ts';
 import {
   type ConvertNote,
@@ -19,6 +26,9 @@ import {
 } from './types.ts';
 
 export type { ConvertNote, ConvertOptions, ConvertResult, InputObject } from './types.ts';
+
+/** Annotation on every object convert() generates: where it came from. */
+export const CONVERTED_FROM = 'snigate.io/converted-from';
 
 const CLUSTER_SCOPED = new Set(['GatewayClass', 'Namespace', 'IngressClass']);
 
@@ -38,7 +48,11 @@ export function convert(inputs: InputObject[], opts: ConvertOptions = {}): Conve
   for (const o of objects) if (o.kind === 'Service') services.set(`${nsOf(o)}/${metaOf(o).name}`, o);
   const passthroughHosts = new Set(ingresses.filter(isPassthrough).flatMap(ingressHosts));
   const env: IngressEnv = { gw, services, passthroughHosts, routes: [], notes };
-  for (const ing of ingresses) convertIngress(ing, nsOf(ing), env);
+  for (const ing of ingresses) {
+    const before = env.routes.length;
+    convertIngress(ing, nsOf(ing), env);
+    tagDerived(ing, env.routes.slice(before), notes);
+  }
 
   const out: Obj[] = [];
   const tlsRoutes: Obj[] = [];
@@ -64,6 +78,29 @@ export function convert(inputs: InputObject[], opts: ConvertOptions = {}): Conve
   result.push(...grantsFor(gw, tlsRoutes, existingGrants));
   result.push(...out);
   return { objects: result, notes, converted };
+}
+
+/**
+ * Each generated route names its Ingress (`snigate.io/converted-from`), and carries the annotations snigate
+ * honours on HTTPRoutes (body size, source ranges, timeouts, backend protocol).
+ */
+function tagDerived(ing: Obj, routes: Obj[], notes: ConvertNote[]): void {
+  const m = metaOf(ing);
+  const from = `Ingress ${nsOf(ing)}/${m.name}`;
+  const carried = Object.entries(m.annotations).filter(([k]) => CARRIED.has(k));
+  for (const r of routes) {
+    const meta = r.metadata as Obj;
+    const annotations: Record<string, string> = { [CONVERTED_FROM]: from };
+    if (r.kind === 'HTTPRoute') for (const [k, v] of carried) annotations[k] = v;
+    meta.annotations = annotations;
+  }
+  if (carried.length > 0) {
+    notes.push({
+      severity: 'note',
+      object: from,
+      message: `${carried.map(([k]) => k).join(', ')}: kept as annotations on the HTTPRoutes; snigate honours them, other Gateway API implementations do not`,
+    });
+  }
 }
 
 function gateway(gw: GatewayPlan, notes: ConvertNote[]): Obj {

@@ -8,7 +8,25 @@ const SSL_REDIRECT = `${NGINX}ssl-redirect`;
 const FORCE_SSL_REDIRECT = `${NGINX}force-ssl-redirect`;
 const REWRITE_TARGET = `${NGINX}rewrite-target`;
 const USE_REGEX = `${NGINX}use-regex`;
-const HANDLED = new Set([SSL_PASSTHROUGH, SSL_REDIRECT, FORCE_SSL_REDIRECT, REWRITE_TARGET, USE_REGEX]);
+/**
+ * Annotations snigate honours on an HTTPRoute too (its own extension, ignored by other implementations):
+ * they are carried over onto the generated HTTPRoutes.
+ */
+export const CARRIED = new Set([
+  `${NGINX}backend-protocol`,
+  `${NGINX}proxy-body-size`,
+  `${NGINX}whitelist-source-range`,
+  `${NGINX}proxy-read-timeout`,
+  `${NGINX}proxy-send-timeout`,
+]);
+const HANDLED = new Set([
+  SSL_PASSTHROUGH,
+  SSL_REDIRECT,
+  FORCE_SSL_REDIRECT,
+  REWRITE_TARGET,
+  USE_REGEX,
+  ...CARRIED,
+]);
 
 /** The one Gateway every Ingress is folded into. */
 export interface GatewayPlan {

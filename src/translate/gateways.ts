@@ -32,7 +32,7 @@ export function selectGateways(
       });
       continue;
     }
-    if (ourClasses.has(cls)) {
+    if (ourClasses.has(cls) || gw.metadata.annotations?.['snigate.io/internal'] !== undefined) {
       out.push(gw);
     } else if (classNames.has(cls)) {
       diags.push({

@@ -38,10 +38,117 @@ export function httpTarget(
 ): HttpTarget {
   const ns = route.metadata.namespace ?? 'default';
   const ref: RouteRef = { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name };
+  const extras = annotationExtras(route, env.diags);
   const rules = (route.spec.rules ?? []).map((rule, ruleIndex) =>
-    expandRule(rule, ruleIndex, ref, resolved[ruleIndex] ?? [], env),
+    expandRule(rule, ruleIndex, ref, resolved[ruleIndex] ?? [], env).map((r) => withExtras(r, extras)),
   );
   return { ref, order, rules };
+}
+
+const NGINX = 'nginx.ingress.kubernetes.io/';
+
+interface Extras {
+  https: boolean;
+  maxBodyBytes?: number;
+  allowSourceRanges?: string[];
+  backendTimeoutMs?: number;
+}
+
+/**
+ * The ingress-nginx annotations snigate honours on an HTTPRoute (carried there from an Ingress by convert,
+ * or written by hand): backend-protocol, proxy-body-size, whitelist-source-range, proxy-read/send-timeout.
+ */
+function annotationExtras(route: HTTPRoute, diags: Diagnostic[]): Extras {
+  const a = route.metadata.annotations ?? {};
+  const object = { kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name };
+  const out: Extras = { https: false };
+  const proto = a[`${NGINX}backend-protocol`];
+  if (proto !== undefined) {
+    if (proto.toUpperCase() === 'HTTPS') out.https = true;
+    else if (proto.toUpperCase() !== 'HTTP') {
+      diags.push({
+        severity: 'warning',
+        code: 'annotation-unsupported',
+        object,
+        message: `${NGINX}backend-protocol ${proto} is not supported (HTTP and HTTPS are): requests go over HTTP`,
+      });
+    }
+  }
+  const size = a[`${NGINX}proxy-body-size`];
+  if (size !== undefined) {
+    const m = /^(\d+)([kKmMgG]?)$/.exec(size.trim());
+    if (!m)
+      diags.push({
+        severity: 'warning',
+        code: 'annotation-invalid',
+        object,
+        message: `${NGINX}proxy-body-size ${JSON.stringify(size)}: write a size like 8k, 10m or 1g (0 = no limit)`,
+      });
+    else {
+      const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
+        m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'
+      ];
+      const bytes = Number(m[1]) * mult;
+      if (bytes > 0) out.maxBodyBytes = bytes;
+    }
+  }
+  const ranges = a[`${NGINX}whitelist-source-range`];
+  if (ranges !== undefined) {
+    const list = ranges
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    const bad = list.filter((c) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(c));
+    if (bad.length > 0)
+      diags.push({
+        severity: 'warning',
+        code: 'annotation-invalid',
+        object,
+        message: `${NGINX}whitelist-source-range: ${bad.join(', ')} is not a CIDR; those entries are ignored`,
+      });
+    out.allowSourceRanges = list.filter((c) => !bad.includes(c));
+  }
+  const secs = [a[`${NGINX}proxy-read-timeout`], a[`${NGINX}proxy-send-timeout`]]
+    .filter((x) => x !== undefined)
+    .map(Number);
+  if (secs.some((n) => !Number.isFinite(n) || n <= 0)) {
+    diags.push({
+      severity: 'warning',
+      code: 'annotation-invalid',
+      object,
+      message: `${NGINX}proxy-read-timeout / proxy-send-timeout are whole seconds, e.g. "60"`,
+    });
+  } else if (secs.length > 0) out.backendTimeoutMs = secs.reduce((x, y) => (x > y ? x : y)) * 1000;
+  return out;
+}
+
+function withExtras(r: HttpRule, x: Extras): HttpRule {
+  if (
+    !x.https &&
+    x.maxBodyBytes === undefined &&
+    x.allowSourceRanges === undefined &&
+    x.backendTimeoutMs === undefined
+  )
+    return r;
+  const out: HttpRule = { ...r };
+  if (x.https) {
+    // ingress-nginx's default for backend-protocol HTTPS: no SNI, no verification (proxy_ssl_verify off).
+    out.backends = r.backends.map((b) => ({
+      ...b,
+      protocol: 'https' as const,
+      tls: { serverName: '', caPem: null, insecureSkipVerify: true },
+    }));
+  }
+  if (x.maxBodyBytes !== undefined || x.allowSourceRanges !== undefined) {
+    out.limits = {
+      ...(x.maxBodyBytes !== undefined ? { maxBodyBytes: x.maxBodyBytes } : {}),
+      ...(x.allowSourceRanges ? { allowSourceRanges: x.allowSourceRanges } : {}),
+    };
+  }
+  if (x.backendTimeoutMs !== undefined && r.timeouts.backendRequestMs === 0) {
+    out.timeouts = { ...r.timeouts, backendRequestMs: x.backendTimeoutMs };
+  }
+  return out;
 }
 
 function expandRule(

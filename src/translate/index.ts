@@ -6,6 +6,7 @@ import { ConditionType, condition, Reason } from './conditions.ts';
 import type { GatewayCtx } from './context.ts';
 import { applyBindFailures, buildGateway, detectConflicts, selectGateways } from './gateways.ts';
 import { type HttpTarget, httpTarget } from './httproutes.ts';
+import { ingressStatuses, isInternal, planIngresses } from './ingress.ts';
 import type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
 import { Policies } from './policies.ts';
 import { attachRoute, type RouteInput } from './routes.ts';
@@ -16,9 +17,11 @@ import { buildTable, type RouteTarget } from './table.ts';
 export type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
 export { DEFAULT_CONTROLLER_NAME } from './options.ts';
 
-export function translate(res: Resources, opts: TranslateOptions): TranslateResult {
+export function translate(input: Resources, opts: TranslateOptions): TranslateResult {
   const diags: Diagnostic[] = [];
   const statuses: ObjectStatus[] = [];
+  const ingress = planIngresses(input, opts, diags);
+  const res = ingress.resources;
 
   const ourClasses = new Map<string, GatewayClass>();
   for (const gc of [...res.gatewayClasses].sort(byName)) {
@@ -27,6 +30,11 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
     statuses.push(gatewayClassStatus(gc));
   }
 
+  const internalKeys = new Set(
+    [...res.gateways, ...res.httpRoutes, ...res.tlsRoutes]
+      .filter(isInternal)
+      .map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`),
+  );
   const gateways: GatewayCtx[] = selectGateways(res, opts, ourClasses, diags).map((gw, i) =>
     buildGateway(gw, i, res, opts),
   );
@@ -86,9 +94,14 @@ export function translate(res: Resources, opts: TranslateOptions): TranslateResu
   }
 
   statuses.push(...policies.statuses());
+  const internal = statuses.filter((s) =>
+    internalKeys.has(`${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`),
+  );
+  const shown = statuses.filter((s) => !internal.includes(s));
+  shown.push(...ingressStatuses(ingress, internal, opts.statusAddresses, diags));
   const table = buildTable(gateways, targets, httpTargets, (k) => policies.clientSettings(k));
-  statuses.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
-  return { table, statuses, diagnostics: diags };
+  shown.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
+  return { table, statuses: shown, diagnostics: diags };
 }
 
 function gatewayClassStatus(gc: GatewayClass): ObjectStatus {

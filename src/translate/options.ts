@@ -14,6 +14,10 @@ export interface TranslateOptions {
   serveUnknownClasses: boolean;
   /** Addresses reported in Gateway status for Gateways without `spec.addresses`. */
   statusAddresses: string[];
+  /** IngressClass controller that is ours (default snigate.io/ingress-controller). */
+  ingressController?: string;
+  /** Honour `nginx.ingress.kubernetes.io/ssl-passthrough` (default true). */
+  enableTlsPassthrough?: boolean;
   /** Binds the data plane could not open last time (address null = default), reported as PortUnavailable. */
   bindFailures?: { address: string | null; port: number; code: string }[];
 }
