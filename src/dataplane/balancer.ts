@@ -85,6 +85,21 @@ export class Balancer {
     return fallback;
   }
 
+  /** An endpoint of a weight-0 fallback backend not tried yet, healthy ones first (connect retries). */
+  fallbackEndpoint(excluding: readonly string[]): (PickedEndpoint & { backend: Backend }) | null {
+    let spare: (PickedEndpoint & { backend: Backend }) | null = null;
+    for (const cb of this.#fallback) {
+      for (let i = 0; i < cb.keys.length; i++) {
+        const key = cb.keys[i]!;
+        if (excluding.includes(key)) continue;
+        const ep = { backend: cb.backend, endpoint: cb.backend.endpoints[i]!, key };
+        if (this.#health.isHealthy(key)) return ep;
+        spare ??= ep;
+      }
+    }
+    return spare;
+  }
+
   #pickIn(cb: CompiledBackend): Pick {
     const backend = cb.backend;
     if (backend.invalid !== undefined) return { backend, reject: 'backend-invalid', reason: backend.invalid };

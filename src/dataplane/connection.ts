@@ -313,7 +313,7 @@ export class Connection {
       sni: hello?.sni ?? null,
       alpn: hello?.alpn ?? null,
       route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
-      backend: this.#backend,
+      backend: this.#pt?.backend.id ?? this.#backend,
       endpoint: this.#pt?.endpoint ?? null,
       bytesIn: this.#socket.bytesRead,
       bytesOut: this.#socket.bytesWritten,

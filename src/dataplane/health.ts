@@ -85,7 +85,8 @@ export class HealthRegistry implements HealthView {
     const s = this.#states.get(key);
     if (s === undefined) return;
     s.failures = 0;
-    if (!s.healthy && s.check === null) this.#set(key, s, true);
+    // A real connection that got through is proof enough, with or without an active check.
+    if (!s.healthy) this.#set(key, s, true);
   }
 
   /** Called on each table swap: keeps state of endpoints still present, starts and stops active checks. */

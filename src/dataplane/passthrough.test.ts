@@ -213,7 +213,7 @@ test('connect failure retries another endpoint of the same backend', async () =>
   }
 });
 
-test('weight-0 backup takes over once the primary is marked unhealthy', async () => {
+test('weight-0 backup takes over: at once on a refused connect (nothing sent yet), then by health', async () => {
   const dead = await closedPort();
   const backup = await startRawBackend((s) => s.end('backup'));
   const table: RoutingTable = {
@@ -233,7 +233,7 @@ test('weight-0 backup takes over once the primary is marked unhealthy', async ()
     const c1 = await rawConnect(p.port);
     const d1 = collect(c1);
     c1.end(hello);
-    await d1;
+    assert.equal((await d1).data.toString(), 'backup', 'the refused connect is retried on the fallback');
     const c2 = await rawConnect(p.port);
     const d2 = collect(c2);
     c2.end(hello);
@@ -242,7 +242,7 @@ test('weight-0 backup takes over once the primary is marked unhealthy', async ()
     assert.deepEqual(
       recs.map((r) => [r.backend, r.end === 'connect-failed']),
       [
-        ['primary', true],
+        ['backup', false],
         ['backup', false],
       ],
     );

@@ -45,11 +45,14 @@ export class Passthrough {
   #lifetime: NodeJS.Timeout | null = null;
   /** `address:port` of the endpoint in use (or last tried). */
   endpoint: string;
+  /** The backend in use: the picked one, or a weight-0 fallback after its endpoints all refused. */
+  backend: Backend;
 
   constructor(opts: PassthroughOptions, done: PassthroughDone) {
     this.#o = opts;
     this.#done = done;
     this.endpoint = opts.first.key;
+    this.backend = opts.backend;
   }
 
   start(): void {
@@ -93,7 +96,7 @@ export class Passthrough {
       port: ep.endpoint.port,
       allowHalfOpen: true,
       noDelay: true,
-      timeout: this.#o.backend.policy.connectTimeoutMs,
+      timeout: this.backend.policy.connectTimeoutMs,
     });
     this.#sock = s;
     this.#backendClosed = false;
@@ -108,7 +111,7 @@ export class Passthrough {
     const s = this.#sock!;
     const o = this.#o;
     o.health.reportSuccess(this.endpoint);
-    const pp = o.backend.policy.proxyProtocol;
+    const pp = this.backend.policy.proxyProtocol;
     if (pp !== null) s.write(pp === 'v2' ? encodeProxyV2(o.proxyOut()) : encodeProxyV1(o.proxyOut()));
     if (o.pgSsl) {
       // Postgres refuses data pipelined after an SSLRequest: wait for its 'S' before the ClientHello.
@@ -137,7 +140,7 @@ export class Passthrough {
   #pipe(): void {
     const s = this.#sock!;
     const c = this.#o.client;
-    const policy = this.#o.backend.policy;
+    const policy = this.backend.policy;
     this.#state = 'piping';
     s.setTimeout(0);
     if (this.#o.head.length > 0) s.write(this.#o.head);
@@ -205,16 +208,23 @@ export class Passthrough {
     this.#sock = null;
     this.#backendClosed = true;
     const o = this.#o;
-    o.health.reportFailure(this.endpoint, o.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
+    o.health.reportFailure(this.endpoint, this.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
     o.events.connectFailed(this.endpoint, code);
     if (
       this.#forced === null &&
       !this.#clientClosed &&
-      this.#tried.length <= o.backend.policy.connectRetries
+      this.#tried.length <= this.backend.policy.connectRetries
     ) {
-      const next = o.balancer.nextEndpoint(o.backend, this.#tried);
+      const next = o.balancer.nextEndpoint(this.backend, this.#tried);
       if (next !== null) {
         this.#connect(next);
+        return;
+      }
+      // Nothing was sent yet: the backend's endpoints all refused, so the fallback backends may take it.
+      const fb = o.balancer.fallbackEndpoint(this.#tried);
+      if (fb !== null) {
+        this.backend = fb.backend;
+        this.#connect(fb);
         return;
       }
     }
