@@ -110,7 +110,9 @@ describe('loadPaths on a directory tree', () => {
     await writeFile(join(dir, 'b/notes.txt'), 'not a manifest');
     await writeFile(join(dir, '.hidden/e.yaml'), ns('hidden'));
     await writeFile(join(dir, '.f.yaml'), ns('hidden-file'));
-    await writeFile(join(dir, 'z.yaml'), `${ns('from-a')}`);
+    // Same object, different content: a real conflict (identical copies are not reported).
+    await writeFile(join(dir, 'z.yaml'), `${ns('from-a')}  labels:\n    team: z\n`);
+    await writeFile(join(dir, 'y.yaml'), ns('from-c'));
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -120,7 +122,7 @@ describe('loadPaths on a directory tree', () => {
     const r = await loadPaths([dir]);
     assert.deepEqual(
       r.files.map((f) => f.slice(dir.length + 1)),
-      ['a.yaml', 'b/d.json', 'b/nested/c.yml', 'z.yaml'],
+      ['a.yaml', 'b/d.json', 'b/nested/c.yml', 'y.yaml', 'z.yaml'],
     );
     assert.deepEqual(
       r.resources.namespaces.map((n) => n.metadata.name),
