@@ -271,6 +271,7 @@ const LISTS: Record<ResourceKind, keyof Resources> = {
   ServiceImport: 'serviceImports',
   BackendTrafficPolicy: 'backendTrafficPolicies',
   ClientTrafficPolicy: 'clientTrafficPolicies',
+  BackendTLSPolicy: 'backendTLSPolicies',
 };
 
 /** The same object written twice (e.g. a shared Gateway in two example folders) is no conflict. */

@@ -309,6 +309,21 @@ export interface ServiceImport extends KubeObject {
   };
 }
 
+/** BackendTLSPolicy v1: re-encrypt to a Service's backends, with this SNI, validated against these CAs. */
+export interface BackendTLSPolicy extends KubeObject {
+  kind: 'BackendTLSPolicy';
+  spec: {
+    targetRefs: { group: string; kind: string; name: string; sectionName?: string }[];
+    validation: {
+      caCertificateRefs?: { group: string; kind: string; name: string }[];
+      wellKnownCACertificates?: 'System';
+      hostname: string;
+      subjectAltNames?: { type: 'Hostname' | 'URI'; hostname?: string; uri?: string }[];
+    };
+    options?: Record<string, string>;
+  };
+}
+
 // ---- snigate policies (gateway.snigate.io, GEP-713 policy attachment) ---------------------------
 
 export const POLICY_GROUP = 'gateway.snigate.io';
@@ -371,7 +386,8 @@ export type Resource =
   | IngressClass
   | ServiceImport
   | BackendTrafficPolicy
-  | ClientTrafficPolicy;
+  | ClientTrafficPolicy
+  | BackendTLSPolicy;
 
 export type ResourceKind = Resource['kind'];
 
@@ -393,6 +409,7 @@ export interface Resources {
   serviceImports: ServiceImport[];
   backendTrafficPolicies: BackendTrafficPolicy[];
   clientTrafficPolicies: ClientTrafficPolicy[];
+  backendTLSPolicies: BackendTLSPolicy[];
 }
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -420,6 +437,7 @@ export const SUPPORTED_VERSIONS: Record<ResourceKind, readonly string[]> = {
   ServiceImport: ['multicluster.x-k8s.io/v1alpha1'],
   BackendTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
   ClientTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
+  BackendTLSPolicy: ['gateway.networking.k8s.io/v1'],
 };
 
 /** Kinds that live in a namespace (everything but GatewayClass, Namespace, IngressClass). */
@@ -443,5 +461,6 @@ export function emptyResources(): Resources {
     serviceImports: [],
     backendTrafficPolicies: [],
     clientTrafficPolicies: [],
+    backendTLSPolicies: [],
   };
 }

@@ -84,3 +84,42 @@ export function validateClientTrafficPolicy(c: Checker, o: Obj): void {
   const cl = c.obj(spec.connectionLimit, 'spec.connectionLimit');
   if (cl) c.int(cl.max, 'spec.connectionLimit.max', { required: true, min: 1 });
 }
+
+/** BackendTLSPolicy v1 (standard channel, v1.6 CRD): targets Services; CA refs xor well-known CAs; hostname required. */
+export function validateBackendTLSPolicy(c: Checker, o: Obj): void {
+  const spec = c.obj(o.spec, 'spec', true);
+  if (!spec) return;
+  const refs = c.arr(spec.targetRefs, 'spec.targetRefs', { required: true, min: 1, max: 16 });
+  refs.forEach((r, i) => {
+    const p = `spec.targetRefs[${i}]`;
+    const ref = c.obj(r, p, true);
+    if (!ref) return;
+    c.str(ref.group, `${p}.group`, {
+      required: true,
+      enum: [''],
+      hint: 'BackendTLSPolicy targets Services: group ""',
+    });
+    c.str(ref.kind, `${p}.kind`, { required: true, enum: ['Service'] });
+    c.str(ref.name, `${p}.name`, { required: true, min: 1, max: 253 });
+  });
+  const v = c.obj(spec.validation, 'spec.validation', true);
+  if (!v) return;
+  c.hostname(v.hostname, 'spec.validation.hostname', true);
+  const cas = c.arr(v.caCertificateRefs, 'spec.validation.caCertificateRefs', { max: 16 });
+  const wk = v.wellKnownCACertificates;
+  if (wk !== undefined) c.str(wk, 'spec.validation.wellKnownCACertificates', { enum: ['System'] });
+  if (cas.length > 0 === (wk !== undefined)) {
+    c.error(
+      'spec.validation',
+      'exactly one of caCertificateRefs and wellKnownCACertificates must be set',
+      'list the ConfigMaps holding ca.crt in caCertificateRefs, or write `wellKnownCACertificates: System`',
+    );
+  }
+  cas.forEach((r, i) => {
+    const ref = c.obj(r, `spec.validation.caCertificateRefs[${i}]`, true);
+    if (!ref) return;
+    c.str(ref.kind, `spec.validation.caCertificateRefs[${i}].kind`, { required: true });
+    c.str(ref.name, `spec.validation.caCertificateRefs[${i}].name`, { required: true, min: 1 });
+  });
+  c.arr(v.subjectAltNames, 'spec.validation.subjectAltNames', { max: 5 });
+}

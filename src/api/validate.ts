@@ -20,7 +20,11 @@ import {
 import { validateGateway, validateGatewayClass } from './validate-gateway.ts';
 import { validateHTTPRoute } from './validate-httproute.ts';
 import { validateIngress, validateIngressClass } from './validate-ingress.ts';
-import { validateBackendTrafficPolicy, validateClientTrafficPolicy } from './validate-policies.ts';
+import {
+  validateBackendTLSPolicy,
+  validateBackendTrafficPolicy,
+  validateClientTrafficPolicy,
+} from './validate-policies.ts';
 import { validateReferenceGrant } from './validate-referencegrant.ts';
 import { validateTCPRoute, validateTLSRoute } from './validate-routes.ts';
 
@@ -41,6 +45,7 @@ const VALIDATORS: Record<ResourceKind, (c: Checker, o: Obj) => void> = {
   ServiceImport: validateServiceImport,
   BackendTrafficPolicy: validateBackendTrafficPolicy,
   ClientTrafficPolicy: validateClientTrafficPolicy,
+  BackendTLSPolicy: validateBackendTLSPolicy,
 };
 
 /** The served-but-deprecated versions, with the API server's own warning. */

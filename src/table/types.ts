@@ -128,10 +128,8 @@ export type PathModifier =
 export interface HttpBackend extends Backend {
   /** Filters of this backendRef only (applied after the rule's). */
   filters: HttpFilter[];
-  /** `http` (default) or `https` (re-encrypt: BackendTLSPolicy or backend-protocol annotation). */
+  /** `http` (default) or `https` (re-encrypt: BackendTLSPolicy or backend-protocol annotation; see `tls`). */
   protocol: 'http' | 'https';
-  /** For https: SNI and verification. */
-  tls?: { serverName: string; caPem: string | null; insecureSkipVerify: boolean };
 }
 
 export interface TlsCertificate {
@@ -177,6 +175,20 @@ export interface Backend {
   /** Ready endpoints only. Empty and not `invalid` means "no endpoints": also rejected. */
   endpoints: Endpoint[];
   policy: BackendPolicy;
+  /** Re-encrypt to the backend (BackendTLSPolicy, or ingress backend-protocol HTTPS). Absent: plain TCP/HTTP. */
+  tls?: UpstreamTls;
+}
+
+export interface UpstreamTls {
+  /** SNI sent to the backend, and the name verified (unless subjectAltNames says otherwise). Empty: no SNI. */
+  serverName: string;
+  /** PEM bundle to verify against; null with insecureSkipVerify false means the system CAs. */
+  caPem: string | null;
+  insecureSkipVerify: boolean;
+  /** Names the backend certificate must carry instead of serverName (BackendTLSPolicy subjectAltNames). */
+  subjectAltNames?: { type: 'Hostname' | 'URI'; value: string }[];
+  /** Client certificate presented to the backend (Gateway spec.tls.backend.clientCertificateRef). Never logged. */
+  clientCert?: { certPem: string; keyPem: string };
 }
 
 export interface Endpoint {

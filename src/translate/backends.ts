@@ -11,6 +11,8 @@ export interface ResolvedBackend {
   problem?: { reason: string; message: string };
   /** Resolved, but nothing to send to (no ready endpoints): worth a diagnostic, not a condition. */
   noEndpoints?: boolean;
+  /** The Service port it resolved to (BackendTLSPolicy targets Services and their port names). */
+  service?: { namespace: string; name: string; portName: string };
 }
 
 /** Index of the objects backends resolve against, built once per translate(). */
@@ -93,7 +95,11 @@ export class BackendIndex {
       sp.name ?? '',
       sp.targetPort,
     );
-    return { backend: { id, weight, endpoints, policy }, noEndpoints: endpoints.length === 0 };
+    return {
+      backend: { id, weight, endpoints, policy },
+      noEndpoints: endpoints.length === 0,
+      service: { namespace, name: ref.name, portName: sp.name ?? '' },
+    };
   }
 
   private resolveImport(

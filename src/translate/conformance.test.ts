@@ -418,3 +418,20 @@ test('Frontend client-certificate validation and backend client certificate', ()
     );
   }
 });
+
+test('BackendTLSPolicyTLSRouteTerminate: policy Accepted/ResolvedRefs for the Gateway; the backend is re-encrypted', () => {
+  const r = load('backendtlspolicy-tlsroute-terminate.yaml');
+  const p = statusOf(r, 'BackendTLSPolicy', 'btls-tlsroute-terminate-test');
+  const ancestors = p.ancestors as { ancestorRef: { kind: string; name: string }; conditions: Condition[] }[];
+  const gw = ancestors.find(
+    (a) => a.ancestorRef.kind === 'Gateway' && a.ancestorRef.name === 'gateway-btls-tlsroute-terminate',
+  );
+  assert.ok(gw, 'an ancestor entry for the Gateway');
+  hasCond(gw.conditions, 'Accepted=True/Accepted', 'policy');
+  hasCond(gw.conditions, 'ResolvedRefs=True/ResolvedRefs', 'policy');
+  const b = r.table.binds
+    .flatMap((x) => x.listeners)
+    .find((l) => l.gateway.name === 'gateway-btls-tlsroute-terminate')?.routes[0]?.backends.backends[0];
+  assert.equal(b?.tls?.serverName, 'abc.example.com');
+  assert.ok(b?.tls?.caPem?.includes('BEGIN CERTIFICATE'));
+});

@@ -53,6 +53,8 @@ export interface GatewayCtx {
   acceptProblem?: { reason: string; message: string };
   programProblem?: { reason: string; message: string };
   gatewayRefProblems: { reason: string; message: string }[];
+  /** spec.tls.backend.clientCertificateRef, resolved: presented to TLS backends. */
+  backendClientCert?: { certPem: string; keyPem: string };
   insecureFrontend: boolean;
 }
 

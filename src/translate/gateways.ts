@@ -6,7 +6,7 @@ import { isIP } from '../api/validate-common.ts';
 import { Reason } from './conditions.ts';
 import type { GatewayCtx, ListenerCtx } from './context.ts';
 import { hostnamesOverlap } from './hostnames.ts';
-import { buildListener } from './listeners.ts';
+import { buildListener, certificateFromSecret } from './listeners.ts';
 import type { TranslateOptions } from './options.ts';
 import { referenceAllowed } from './refgrants.ts';
 import { byAge } from './sort.ts';
@@ -151,12 +151,15 @@ function checkBackendClientCertificate(ctx: GatewayCtx, res: Resources): void {
   const s = res.secrets.find(
     (x) => x.metadata.name === ref.name && (x.metadata.namespace ?? 'default') === ns,
   );
-  if (!s?.data?.['tls.crt'] || !s.data['tls.key']) {
+  const pem = s ? certificateFromSecret(s) : 'not found';
+  if (typeof pem === 'string') {
     ctx.gatewayRefProblems.push({
       reason: Reason.InvalidClientCertificateRef,
-      message: `${where}: Secret ${ns}/${ref.name} ${s ? 'has no tls.crt/tls.key' : 'not found'}`,
+      message: `${where}: Secret ${ns}/${ref.name} ${pem}`,
     });
+    return;
   }
+  ctx.backendClientCert = { certPem: pem.certPem, keyPem: pem.keyPem };
 }
 
 type Family = 'tcp' | 'http' | 'tls';

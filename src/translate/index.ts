@@ -1,6 +1,7 @@
 /** translate(): resources in, routing table + statuses + diagnostics out. Pure: no I/O, no clock, never throws on input. */
 import type { Diagnostic } from '../api/diagnostics.ts';
 import type { GatewayClass, Namespace, Resources } from '../api/types.ts';
+import { BackendTlsPolicies } from './backend-tls.ts';
 import { BackendIndex } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
 import type { GatewayCtx } from './context.ts';
@@ -55,8 +56,19 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
   const targets = new Map<string, RouteTarget>();
   const httpTargets = new Map<string, HttpTarget>();
   const routes = collectRoutes(res);
+  const backendTls = new BackendTlsPolicies(res, opts.controllerName);
   for (const r of routes) {
     const result = attachRoute(r, env);
+    // Re-encryption is decided per Service port; the policy's ancestors are the Gateways the route is accepted by.
+    const accepted = result.parents
+      .filter((p) => p.conditions.some((c) => c.type === 'Accepted' && c.status === 'True'))
+      .map((p) => `${p.parentRef.namespace}/${p.parentRef.name}`);
+    const clientCert = accepted
+      .map((g) => env.gateways.get(g)?.backendClientCert)
+      .find((c) => c !== undefined);
+    for (const list of result.backends) {
+      for (const b of list) b.backend = backendTls.apply(b.backend, b.service, accepted, clientCert);
+    }
     statuses.push({
       apiVersion: r.apiVersion,
       kind: r.kind,
@@ -93,7 +105,7 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
     }
   }
 
-  statuses.push(...policies.statuses());
+  statuses.push(...policies.statuses(), ...backendTls.statuses(res));
   const internal = statuses.filter((s) =>
     internalKeys.has(`${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`),
   );
