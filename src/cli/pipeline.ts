@@ -21,6 +21,12 @@ export interface PipelineArgs {
   /** The address the data plane binds by default; it decides what Gateway status reports. */
   address?: string;
   bindFailures?: TranslateOptions['bindFailures'];
+  /** Reading the Kubernetes API: Gateways and Ingresses of classes that do not exist are not ours. */
+  kubernetes?: boolean;
+  /** `--ingress-class-controller` (default snigate.io/ingress-controller). */
+  ingressClassController?: string;
+  /** `--enable-tls-passthrough` (default true): honour the ssl-passthrough Ingress annotation. */
+  enableTlsPassthrough?: boolean;
 }
 
 export interface PipelineResult extends TranslateResult {
@@ -63,7 +69,10 @@ export function translateOptions(args: PipelineArgs): TranslateOptions {
   return {
     controllerName: args.controllerName ?? DEFAULT_CONTROLLER_NAME,
     gatewayClass: args.gatewayClass,
-    serveUnknownClasses: true,
+    // Files have no controller to share them with; in a cluster another controller may own that class.
+    serveUnknownClasses: !args.kubernetes,
+    ingressController: args.ingressClassController,
+    enableTlsPassthrough: args.enableTlsPassthrough,
     statusAddresses: statusAddresses(args.address),
     bindFailures: args.bindFailures,
   };
