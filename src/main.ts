@@ -46,7 +46,9 @@ run --kubernetes flags (read the API server instead of files; the leader writes 
       --publish-service NS/NAME
                            report this LoadBalancer Service's address in Gateway and Ingress status
       --no-custom-resources  do not watch the Gateway API kinds (Ingress only)
-      --enable-tls-passthrough  accepted for compatibility: passthrough is always on
+      --enable-tls-passthrough[=true|false]
+                           honour nginx.ingress.kubernetes.io/ssl-passthrough on Ingresses (default true);
+                           TLSRoute passthrough is always on
 
 status flags:
   -o, --output F           yaml (default), json or wide
@@ -82,7 +84,7 @@ const OPTIONS = {
   'watch-namespace': { type: 'string', multiple: true },
   'ingress-class-controller': { type: 'string' },
   'publish-service': { type: 'string' },
-  'enable-tls-passthrough': { type: 'boolean' },
+  'enable-tls-passthrough': { type: 'string' },
   'no-custom-resources': { type: 'boolean' },
   port: { type: 'string' },
   sni: { type: 'string' },
@@ -95,7 +97,9 @@ export async function main(argv: string[]): Promise<number> {
     typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; args: string[] }>
   >;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+    // `--enable-tls-passthrough` alone means true (ingress-nginx's flag takes no value).
+    const args = argv.map((a) => (a === '--enable-tls-passthrough' ? '--enable-tls-passthrough=true' : a));
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true });
   } catch (e) {
     throw new SnigateError(ErrorCode.InvalidArguments, `${(e as Error).message}\n\n${USAGE}`);
   }
@@ -113,6 +117,9 @@ export async function main(argv: string[]): Promise<number> {
     gatewayClass: values['gateway-class'],
     controllerName: values['controller-name'],
     address: values.address,
+    kubernetes: values.kubernetes,
+    ingressClassController: values['ingress-class-controller'],
+    enableTlsPassthrough: boolFlag(values['enable-tls-passthrough'], '--enable-tls-passthrough', true),
   };
   switch (command) {
     case 'validate': {
@@ -151,10 +158,8 @@ export async function main(argv: string[]): Promise<number> {
         portOffset: intFlag(values['port-offset'], '--port-offset', 0),
         drainTimeoutMs: intFlag(values['drain-timeout'], '--drain-timeout', 30) * 1000,
         drainGraceMs: intFlag(values['drain-grace'], '--drain-grace', 0) * 1000,
-        kubernetes: values.kubernetes,
         kubeconfig: values.kubeconfig,
         watchNamespaces: values['watch-namespace'],
-        ingressClassController: values['ingress-class-controller'],
         publishService: values['publish-service'],
         enableCustomResources: !values['no-custom-resources'],
       });
@@ -223,6 +228,12 @@ async function statusFromAdmin(url: string, format: OutputFormat): Promise<numbe
     for (const e of eps) process.stdout.write(`endpoint ${JSON.stringify(e)}\n`);
   }
   return reload && !reload.ok ? 1 : 0;
+}
+
+function boolFlag(v: string | undefined, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new SnigateError(ErrorCode.InvalidArguments, `${name}=${v}: write ${name}=true or ${name}=false`);
 }
 
 function intFlag(v: string | undefined, name: string, dflt: number): number {

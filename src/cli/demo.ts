@@ -19,12 +19,19 @@ const BACKENDS: { name: string; port: number; sans: string[] }[] = [
   { name: 'custom-service', port: 19843, sans: ['custom.example.com'] },
 ];
 
-export async function demoCommand(opts: { logLevel?: string; logFormat?: string; admin?: string }): Promise<number> {
+export async function demoCommand(opts: {
+  logLevel?: string;
+  logFormat?: string;
+  admin?: string;
+}): Promise<number> {
   let pki: ReturnType<typeof createDemoPki>;
   try {
     pki = createDemoPki();
   } catch (e) {
-    throw new SnigateError(ErrorCode.Internal, `the demo makes its certificates with openssl, which failed: ${(e as Error).message}`);
+    throw new SnigateError(
+      ErrorCode.Internal,
+      `the demo makes its certificates with openssl, which failed: ${(e as Error).message}`,
+    );
   }
   const backends: DemoBackend[] = [];
   try {
@@ -35,7 +42,10 @@ export async function demoCommand(opts: { logLevel?: string; logFormat?: string;
   } catch (e) {
     for (const b of backends) b.server.close();
     pki.cleanup();
-    throw new SnigateError(ErrorCode.BindFailed, `a demo backend could not listen: ${(e as Error).message} (is another demo running?)`);
+    throw new SnigateError(
+      ErrorCode.BindFailed,
+      `a demo backend could not listen: ${(e as Error).message} (is another demo running?)`,
+    );
   }
   const files = ['basic', 'multi-hostname', 'traffic-split', 'custom-protocol'].map((d) => join(EXAMPLES, d));
   const gw = await startGateway({

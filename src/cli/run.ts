@@ -5,13 +5,17 @@ import type { Logger } from 'pino';
 import { FileSource } from '../config/file-source.ts';
 import { Reconciler, type ServingState } from '../config/reconciler.ts';
 import type { Source } from '../config/source.ts';
+import { createHttpHandler } from '../dataplane/http-proxy.ts';
 import { DataPlane } from '../dataplane/server.ts';
+import { createTerminator, type Terminator } from '../dataplane/terminate.ts';
 import { ErrorCode, SnigateError } from '../errors.ts';
 import { startAdmin } from '../observe/admin.ts';
+import { dashboardRoutes } from '../observe/dashboard.ts';
 import { createLogger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
+import { composeEvents, LiveTraffic } from '../observe/recent-rejects.ts';
 import { DEFAULT_CONTROLLER_NAME } from '../translate/index.ts';
-import { type PipelineArgs, statusAddresses } from './pipeline.ts';
+import type { PipelineArgs } from './pipeline.ts';
 
 export interface RunArgs extends PipelineArgs {
   logLevel?: string;
@@ -29,11 +33,9 @@ export interface RunArgs extends PipelineArgs {
   source?: Source;
   /** Called after every programmed configuration (the Kubernetes status writer hooks in here). */
   onProgrammed?: (serving: ServingState) => void;
-  /** `--kubernetes`: read from the API server, write status (leader only); see config/status-writer.ts. */
-  kubernetes?: boolean;
+  /** `--kubernetes` (in PipelineArgs): read from the API server, write status (leader only); see config/status-writer.ts. */
   kubeconfig?: string;
   watchNamespaces?: string[];
-  ingressClassController?: string;
   publishService?: string;
   enableCustomResources?: boolean;
   /** Defaults to a new Metrics (its own registry, default process metrics included). */
@@ -60,11 +62,35 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
   const logger = args.logger ?? createLogger({ level: args.logLevel, format: args.logFormat });
   const defaultAddresses = args.address ? [args.address] : ['0.0.0.0', '::'];
   const metrics = args.metrics ?? new Metrics();
+  const traffic = new LiveTraffic();
+  const startedAt = Date.now();
+  const events = composeEvents(metrics, traffic);
+  // Terminating listeners (HTTPS, TLS Terminate, HTTP) are handed over by the data plane in-process.
+  let terminator: Terminator | null = null;
   const dataPlane = new DataPlane({
     defaultAddresses,
     logger,
     drainGraceMs: args.drainGraceMs ?? 0,
-    events: metrics,
+    events,
+    handOff: (h) => {
+      if (terminator) terminator.handOff(h);
+      else h.socket.destroy();
+    },
+  });
+  terminator = createTerminator({
+    logger,
+    health: dataPlane.health,
+    events,
+    httpHandler: createHttpHandler({
+      logger,
+      health: dataPlane.health,
+      events: { connectFailed: events.connectFailed, request: metrics.httpRequest },
+    }),
+    tlsEvents: {
+      handshakeDone: (l) => metrics.tlsHandshake(l, 'ok'),
+      handshakeFailed: (l, why) => metrics.tlsHandshake(l, why === 'timeout' ? 'timeout' : 'failed'),
+      misdirected: metrics.misdirected,
+    },
   });
   metrics.setHealthSource(() => dataPlane.health.snapshot());
   const kube =
@@ -72,10 +98,8 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
       ? (await import('../config/status-writer.ts')).createKubeRuntime({
           logger,
           controllerName: args.controllerName ?? DEFAULT_CONTROLLER_NAME,
-          defaultAddresses: statusAddresses(args.address),
           ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}),
           ...(args.watchNamespaces?.length ? { namespaces: args.watchNamespaces } : {}),
-          ...(args.ingressClassController ? { ingressClassController: args.ingressClassController } : {}),
           ...(args.publishService ? { publishService: args.publishService } : {}),
           enableCustomResources: args.enableCustomResources !== false,
         })
@@ -143,7 +167,8 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
   if (args.admin !== 'off') {
     const { host, port } = parseHostPort(args.admin ?? '127.0.0.1:9901', '--admin');
     try {
-      const extra = new Map([['/metrics', () => metrics.scrape()]]);
+      const extra = dashboardRoutes({ reconciler, dataPlane, traffic, startedAt });
+      extra.set('/metrics', () => metrics.scrape());
       admin = await startAdmin({ host, port, reconciler, dataPlane, logger, extra });
     } catch (e) {
       source.stop();
@@ -175,7 +200,10 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
         { graceMs, active: dataPlane.activeConnections() },
         'stopping: no new connections, draining',
       );
+      // GOAWAY to HTTP/2 clients and close idle keep-alives first, so draining can finish early.
+      terminator?.drain();
       await dataPlane.shutdown(graceMs);
+      await terminator?.close();
       await new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
       logger.info('stopped');
     },

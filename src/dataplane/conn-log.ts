@@ -28,6 +28,8 @@ export type RejectReason =
   | 'proxy-header-invalid'
   | 'pg-cancel-unroutable'
   | 'max-connections'
+  | 'tls-handshake-failed'
+  | 'tls-handshake-timeout'
   | 'internal-error';
 
 export interface ConnectionRecord {

@@ -32,6 +32,25 @@ export interface HandOff {
   route: SniRoute | null;
   /** Real client address (after PROXY in). */
   client: { address: string; port: number };
+  /** The bind's table as it is now (swaps replace it): its listeners and SNI lookup. */
+  current: () => CompiledBind;
+  /** Filled by the taker; read when the connection record is written. */
+  outcome: HandOffOutcome;
+}
+
+/** What the taker of a hand-off reports back, so the connection record and drains stay right. */
+export interface HandOffOutcome {
+  backend: string | null;
+  endpoint: string | null;
+  /** First cause the taker knows (handshake failure, backend reset...): wins over what the raw socket saw. */
+  reason: EndReason | null;
+  detail: string | null;
+  /** How to end the connection on a drain or shutdown; null: destroy the raw socket. */
+  close: ((reason: EndReason) => void) | null;
+  /** True while the taker still works after the raw socket closed (a backend closing): the record waits. */
+  pending: boolean;
+  /** Set by the connection; the taker calls it once `pending` turns false. */
+  settled: () => void;
 }
 
 export interface Shared {
@@ -65,6 +84,7 @@ export class Connection {
   #helloMs: number | null = null;
   #pt: Passthrough | null = null;
   #handedOff = false;
+  #outcome: HandOffOutcome | null = null;
   #reason: EndReason | null = null;
   #detail: string | null = null;
   #finished = false;
@@ -102,7 +122,9 @@ export class Connection {
       return;
     }
     this.#reason ??= reason;
-    this.#socket.destroy();
+    const close = this.#outcome?.close;
+    if (close) close(reason);
+    else this.#socket.destroy();
   }
 
   #begin(): void {
@@ -230,6 +252,17 @@ export class Connection {
     }
     const reader = this.#reader!;
     this.#handedOff = true;
+    const outcome: HandOffOutcome = {
+      backend: null,
+      endpoint: null,
+      reason: null,
+      detail: null,
+      close: null,
+      pending: false,
+      settled: () => {},
+    };
+    this.#outcome = outcome;
+    const rt = this.#rt;
     handOff({
       connId: this.connId,
       socket: this.#socket,
@@ -239,6 +272,8 @@ export class Connection {
       listener,
       route,
       client: { address: this.#clientAddress, port: this.#clientPort },
+      current: () => rt.state.compiled,
+      outcome,
     });
   }
 
@@ -295,7 +330,16 @@ export class Connection {
       this.#pt.clientClose();
       return;
     }
-    this.#finish(this.#reason ?? (hadError ? 'client-reset' : 'client-closed'), this.#detail);
+    const o = this.#outcome;
+    const end = (): void => {
+      this.#finish(
+        o?.reason ?? this.#reason ?? (hadError ? 'client-reset' : 'client-closed'),
+        o?.reason ? o.detail : this.#detail,
+      );
+    };
+    // The taker may still be closing a backend stream: the record waits for it.
+    if (o?.pending) o.settled = end;
+    else end();
   };
 
   #finish(reason: EndReason, detail: string | null): void {
@@ -313,8 +357,8 @@ export class Connection {
       sni: hello?.sni ?? null,
       alpn: hello?.alpn ?? null,
       route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
-      backend: this.#pt?.backend.id ?? this.#backend,
-      endpoint: this.#pt?.endpoint ?? null,
+      backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
+      endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,
       bytesIn: this.#socket.bytesRead,
       bytesOut: this.#socket.bytesWritten,
       durationMs: Math.round(performance.now() - this.#startedAt),

@@ -1,6 +1,7 @@
 /** Connects to a backend (retrying other endpoints), replays the buffered bytes, then pipes both ways with half-close. */
 import net from 'node:net';
-import type { Backend } from '../table/types.ts';
+import tls from 'node:tls';
+import type { Backend, UpstreamTls } from '../table/types.ts';
 import type { Balancer, PickedEndpoint } from './balancer.ts';
 import type { EndReason } from './conn-log.ts';
 import type { DataPlaneEvents } from './events.ts';
@@ -21,6 +22,11 @@ export interface PassthroughOptions {
   proxyOut: () => ProxyAddresses;
   health: HealthRegistry;
   events: DataPlaneEvents;
+  /**
+   * TLS Terminate listeners: speak TLS to backends whose `tls` is set (BackendTLSPolicy). Never for
+   * passthrough, where the client's own TLS already goes through untouched.
+   */
+  reencrypt?: boolean;
 }
 
 /** Called exactly once, after both sockets are closed. */
@@ -29,6 +35,19 @@ export type PassthroughDone = (reason: EndReason, detail: string | null) => void
 type State = 'connecting' | 'pg' | 'piping' | 'ended';
 
 const noop = (): void => {};
+
+/** BackendTLSPolicy subjectAltNames: the certificate must carry one of these (instead of the SNI name). */
+function sanChecker(sans: NonNullable<UpstreamTls['subjectAltNames']>) {
+  return (_host: string, cert: tls.PeerCertificate): Error | undefined => {
+    const have = (cert.subjectaltname ?? '').split(', ');
+    const ok = sans.some((s) => have.includes(s.type === 'URI' ? `URI:${s.value}` : `DNS:${s.value}`));
+    return ok
+      ? undefined
+      : new Error(
+          `backend certificate has none of the required subjectAltNames (${sans.map((s) => s.value).join(', ')})`,
+        );
+  };
+}
 
 export class Passthrough {
   readonly #o: PassthroughOptions;
@@ -110,9 +129,16 @@ export class Passthrough {
   #onConnect = (): void => {
     const s = this.#sock!;
     const o = this.#o;
+    if (!(s instanceof tls.TLSSocket)) {
+      const pp = this.backend.policy.proxyProtocol;
+      if (pp !== null) s.write(pp === 'v2' ? encodeProxyV2(o.proxyOut()) : encodeProxyV1(o.proxyOut()));
+      const up = o.reencrypt ? this.backend.tls : undefined;
+      if (up !== undefined) {
+        this.#startTls(s, up);
+        return;
+      }
+    }
     o.health.reportSuccess(this.endpoint);
-    const pp = this.backend.policy.proxyProtocol;
-    if (pp !== null) s.write(pp === 'v2' ? encodeProxyV2(o.proxyOut()) : encodeProxyV1(o.proxyOut()));
     if (o.pgSsl) {
       // Postgres refuses data pipelined after an SSLRequest: wait for its 'S' before the ClientHello.
       this.#state = 'pg';
@@ -122,6 +148,30 @@ export class Passthrough {
     }
     this.#pipe();
   };
+
+  /** Re-encrypt over the connected socket; a failed handshake or verification counts as a failed connect. */
+  #startTls(raw: net.Socket, up: UpstreamTls): void {
+    raw.removeListener('connect', this.#onConnect);
+    raw.removeListener('timeout', this.#onTimeout);
+    raw.removeListener('end', this.#onEnd);
+    raw.removeListener('close', this.#onClose);
+    raw.setTimeout(0);
+    const t = tls.connect({
+      socket: raw,
+      servername: up.serverName || undefined,
+      ca: up.caPem ?? undefined,
+      rejectUnauthorized: !up.insecureSkipVerify,
+      ...(up.clientCert ? { cert: up.clientCert.certPem, key: up.clientCert.keyPem } : {}),
+      ...(up.subjectAltNames ? { checkServerIdentity: sanChecker(up.subjectAltNames) } : {}),
+    });
+    this.#sock = t;
+    t.setTimeout(this.backend.policy.connectTimeoutMs);
+    t.on('secureConnect', this.#onConnect);
+    t.on('timeout', this.#onTimeout);
+    t.on('error', this.#onError);
+    t.on('end', this.#onEnd);
+    t.on('close', this.#onClose);
+  }
 
   #onPgReply = (chunk: Buffer): void => {
     const s = this.#sock!;

@@ -12,7 +12,7 @@ export interface AdminOptions {
   dataPlane: DataPlane;
   logger: Logger;
   /** Extra routes (metrics, dashboard) mounted by later modules. */
-  extra?: Map<string, () => Promise<{ type: string; body: string }>>;
+  extra?: Map<string, () => Promise<{ type: string; body: string; headers?: Record<string, string> }>>;
 }
 
 export function statusDocument(reconciler: Reconciler, dataPlane: DataPlane): Record<string, unknown> {
@@ -34,8 +34,8 @@ export function statusDocument(reconciler: Reconciler, dataPlane: DataPlane): Re
 export async function startAdmin(o: AdminOptions): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
-    const send = (code: number, type: string, body: string) => {
-      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+    const send = (code: number, type: string, body: string, headers?: Record<string, string>) => {
+      res.writeHead(code, { ...headers, 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
     const json = (code: number, v: unknown) =>
@@ -60,7 +60,7 @@ export async function startAdmin(o: AdminOptions): Promise<Server> {
           const h = o.extra?.get(url.pathname);
           if (h) {
             h().then(
-              (r) => send(200, r.type, r.body),
+              (r) => send(200, r.type, r.body, r.headers),
               (e: Error) => send(500, 'text/plain', `${e.message}\n`),
             );
             return;

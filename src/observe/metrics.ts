@@ -27,7 +27,11 @@ const REJECTS: ReadonlySet<EndReason> = new Set<EndReason>([
   'pg-cancel-unroutable',
   'max-connections',
   'internal-error',
+  'tls-handshake-failed',
+  'tls-handshake-timeout',
 ]);
+
+export const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Error codes are an open set in principle (libuv): anything unexpected is folded into `other`. */
 const CODE_RE = /^[A-Z][A-Z0-9_]{1,31}$/;
@@ -64,6 +68,10 @@ export class Metrics implements DataPlaneEvents {
   readonly #lastSuccess: Gauge;
   readonly #bindFailures: Counter<'bind' | 'code'>;
   readonly #pgCancel: Counter;
+  readonly #requests: Counter<'route' | 'code'>;
+  readonly #requestSeconds: Histogram<'route'>;
+  readonly #handshakes: Counter<'listener' | 'result'>;
+  readonly #misdirected: Counter<'listener'>;
 
   readonly #cache = new Map<string, Inc>();
   #healthSource: EndpointHealthSource | null = null;
@@ -148,6 +156,31 @@ export class Metrics implements DataPlaneEvents {
       help: 'Postgres CancelRequests received (they carry no SNI and cannot be routed).',
       registers,
     });
+    this.#requests = new Counter({
+      name: 'snigate_http_requests_total',
+      help: 'HTTP requests on terminated listeners, by route (HTTPRoute/ns/name, empty: none matched) and status code.',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    this.#requestSeconds = new Histogram({
+      name: 'snigate_http_request_duration_seconds',
+      help: 'Time from request to the end of the response, by route.',
+      labelNames: ['route'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    this.#handshakes = new Counter({
+      name: 'snigate_tls_handshakes_total',
+      help: 'TLS handshakes on terminating listeners, by listener and result (ok, failed, timeout).',
+      labelNames: ['listener', 'result'],
+      registers,
+    });
+    this.#misdirected = new Counter({
+      name: 'snigate_http_misdirected_requests_total',
+      help: 'Requests answered 421: the Host belongs to another listener than the connection was made for.',
+      labelNames: ['listener'],
+      registers,
+    });
     // Series that should read 0 before the first event, so rate() and alerts work from the start.
     this.#reloads.labels('success').inc(0);
     this.#reloads.labels('failure').inc(0);
@@ -167,6 +200,22 @@ export class Metrics implements DataPlaneEvents {
     }
     return c as Settable;
   }
+
+  /** One finished HTTP request (the access-log record). */
+  readonly httpRequest = (r: { route: string | null; status: number; durationMs: number }): void => {
+    const route = r.route ?? '';
+    const code = String(r.status);
+    this.#child(this.#requests, `q\0${route}\0${code}`, [route, code]).inc();
+    this.#requestSeconds.labels(route).observe(r.durationMs / 1000);
+  };
+
+  readonly tlsHandshake = (listener: string, result: 'ok' | 'failed' | 'timeout'): void => {
+    this.#child(this.#handshakes, `t\0${listener}\0${result}`, [listener, result]).inc();
+  };
+
+  readonly misdirected = (listener: string): void => {
+    this.#child(this.#misdirected, `m\0${listener}`, [listener]).inc();
+  };
 
   readonly connectionOpened = (bind: string): void => {
     this.#child(this.#accepted, `a\0${bind}`, [bind]).inc();

@@ -91,20 +91,6 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
   }
 
   for (const g of gateways) statuses.push(gatewayStatus(g));
-  for (const g of gateways) {
-    for (const l of g.listeners) {
-      if (l.accepted.ok && (l.mode === 'http' || l.mode === 'terminate-https')) {
-        diags.push({
-          severity: 'warning',
-          code: 'http-not-served',
-          object: { kind: 'Gateway', namespace: g.namespace, name: g.gateway.metadata.name },
-          path: `listener ${l.spec.name}`,
-          message: `${l.spec.protocol} listeners are accepted and reported, but this build does not serve HTTP routing yet: connections to port ${l.spec.port} for it are closed`,
-        });
-      }
-    }
-  }
-
   statuses.push(...policies.statuses(), ...backendTls.statuses(res));
   const internal = statuses.filter((s) =>
     internalKeys.has(`${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`),

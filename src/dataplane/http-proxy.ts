@@ -1,0 +1,524 @@
+/**
+ * The HTTP proxy behind terminating (HTTPS) and plain HTTP listeners: route, filters, weighted backend choice,
+ * streaming forward through keep-alive undici pools, timeouts, and one access-log record per request.
+ * HTTP/1.1 and HTTP/2 (compatibility API) requests take the same path; WebSocket upgrades are in http-websocket.ts.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex, PassThrough } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Backend, HttpBackend, HttpRule } from '../table/types.ts';
+import { type AccessRecord, logAccess, queryKeys } from './access-log.ts';
+import { Balancer, type PickedEndpoint } from './balancer.ts';
+import { hostPort } from './conn-log.ts';
+import type { DataPlaneEvents } from './events.ts';
+import type { HealthView } from './health.ts';
+import { BodySource, BodyTooLarge } from './http-body.ts';
+import { applyFilters, type RequestPlan } from './http-filters.ts';
+import {
+  addForwardingHeaders,
+  downstreamResponseHeaders,
+  newRequestId,
+  toUndiciHeaders,
+  unmapV4,
+  upstreamRequestHeaders,
+} from './http-headers.ts';
+import { Mirrors } from './http-mirror.ts';
+import { chooseListener, normalizeHost, normalizePath, routerFor } from './http-router.ts';
+import type { AnyRequest, AnyResponse, HttpHandler, RequestContext } from './http-types.ts';
+import { type PoolOptions, UpstreamPools } from './http-upstream.ts';
+import { handleUpgrade } from './http-websocket.ts';
+
+/** The parts of HealthRegistry the proxy uses: pick healthy endpoints, report connect outcomes. */
+export interface PassiveHealth extends HealthView {
+  reportFailure(key: string, threshold: number, error: string): void;
+  reportSuccess(key: string): void;
+}
+
+export interface HttpEvents extends Partial<DataPlaneEvents> {
+  /** Exactly once per request, with the record that is also logged. */
+  request?(record: AccessRecord): void;
+}
+
+export interface HttpHandlerOptions {
+  logger: Logger;
+  health: PassiveHealth;
+  events?: HttpEvents;
+  random?: () => number;
+  pools?: PoolOptions;
+}
+
+/** What the proxy answers itself, or where it forwards. */
+export type Decision =
+  | { kind: 'local'; status: number; body: string; error: string; headers?: Record<string, string> }
+  | {
+      kind: 'forward';
+      plan: RequestPlan;
+      rule: HttpRule;
+      backend: HttpBackend;
+      picked: PickedEndpoint;
+      balancer: Balancer;
+    };
+
+/** A request in flight: its log record and the levers to stop it. */
+export interface Exchange {
+  ctx: RequestContext;
+  record: AccessRecord;
+  start: number;
+  requestId: string;
+  logged: boolean;
+}
+
+/** Shared by the request and upgrade paths. */
+export interface ProxyCore {
+  readonly logger: Logger;
+  readonly health: PassiveHealth;
+  readonly events: HttpEvents;
+  readonly random: () => number;
+  readonly pools: UpstreamPools;
+  resolve(x: Exchange, method: string, authority: string | undefined, url: string, req: AnyRequest): Decision;
+  finish(x: Exchange): void;
+  connectFailed(backend: Backend, key: string, code: string): void;
+}
+
+/** Minimal common surface of ServerResponse and Http2ServerResponse. */
+interface Res {
+  headersSent: boolean;
+  statusCode: number;
+  writeHead(status: number, headers?: Record<string, string | string[]>): unknown;
+  write(chunk: Buffer): boolean;
+  end(data?: string): unknown;
+  on(event: string, fn: (...args: unknown[]) => void): unknown;
+  once(event: string, fn: (...args: unknown[]) => void): unknown;
+  destroy?(): void;
+  stream?: Http2ServerResponse['stream'];
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Errors that mean "nothing reached the backend": the endpoint is marked and another may be tried. */
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/** The connection broke before any response: a kept-alive socket the backend had just closed, most often. */
+const RESET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/** connect: nothing reached the backend (passive health failure); reset: no response came; other: no retry. */
+type FailKind = 'connect' | 'reset' | 'other';
+
+export function createHttpHandler(opts: HttpHandlerOptions): HttpHandler {
+  return new HttpProxy(opts);
+}
+
+class HttpProxy implements HttpHandler, ProxyCore {
+  readonly logger: Logger;
+  readonly health: PassiveHealth;
+  readonly events: HttpEvents;
+  readonly random: () => number;
+  readonly pools: UpstreamPools;
+  readonly #balancers = new WeakMap<HttpRule, Balancer>();
+  readonly #mirrors: Mirrors;
+  readonly #blockLists = new WeakMap<HttpRule, BlockList>();
+  readonly #warned = new WeakSet<object>();
+
+  constructor(opts: HttpHandlerOptions) {
+    this.logger = opts.logger;
+    this.health = opts.health;
+    this.events = opts.events ?? {};
+    this.random = opts.random ?? Math.random;
+    this.pools = new UpstreamPools(opts.pools);
+    this.#mirrors = new Mirrors(this);
+  }
+
+  handle(req: AnyRequest, response: AnyResponse, ctx: RequestContext): void {
+    const res = response as unknown as Res;
+    const h2 = req.httpVersionMajor === 2;
+    const x = this.#begin(ctx, req, h2 ? 'HTTP/2' : 'HTTP/1.1');
+    const method = req.method ?? 'GET';
+    let finished = false;
+    let stop: ((reason: string) => void) | null = null;
+    let requestTimer: NodeJS.Timeout | null = null;
+    // An HTTP/1.1 request body we stop reading would stall the connection: close it after answering.
+    const answer = (d: LocalAnswer): void => localAnswer(res, d, x, !h2 && !req.complete);
+    const abandon = (d: LocalAnswer): void => (res.headersSent ? destroyResponse(res) : answer(d));
+    res.once('finish', () => (finished = true));
+    res.once('close', () => {
+      if (requestTimer !== null) clearTimeout(requestTimer);
+      if (!finished) {
+        x.record.error ??= 'client-closed';
+        stop?.('client-closed');
+      }
+      x.record.status = res.headersSent ? res.statusCode : 0;
+      this.finish(x);
+    });
+    try {
+      const a = (h2 ? req.headers[':authority'] : undefined) ?? req.headers.host;
+      const d = this.resolve(x, method, Array.isArray(a) ? a[0] : a, req.url ?? '/', req);
+      if (d.kind === 'local') {
+        req.resume();
+        answer(d);
+        return;
+      }
+      const ms = d.rule.timeouts.requestMs;
+      if (ms > 0) {
+        requestTimer = setTimeout(() => {
+          x.record.error = 'request-timeout';
+          stop?.('request-timeout');
+          abandon(local(504, 'request-timeout', 'upstream request timeout'));
+        }, ms);
+      }
+      const body = this.#requestBody(req, d.rule, h2, x);
+      if (body === 'too-large') {
+        answer(local(413, 'body-too-large', 'request body too large'));
+        return;
+      }
+      for (const m of d.plan.mirrors) this.#mirrors.fire(x.requestId, method, d.plan, m, body?.tee());
+      const attempt = (picked: PickedEndpoint, n: number): void => {
+        stop = this.#forward(x, method, d, picked, body?.stream ?? null, res, (code, kind) => {
+          stop = null;
+          if (code === 'BODY_TOO_LARGE')
+            return abandon(local(413, 'body-too-large', 'request body too large'));
+          // Nothing was sent: an idempotent request without a body may try one other endpoint.
+          if (kind !== 'other' && n === 0 && body === null && IDEMPOTENT.has(method.toUpperCase())) {
+            const next = d.balancer.nextEndpoint(d.backend, [picked.key]);
+            if (next !== null) return attempt(next, 1);
+          }
+          if (code === 'backend-timeout')
+            return abandon(local(504, 'backend-timeout', 'upstream request timeout'));
+          const error = kind === 'connect' ? `connect-failed: ${code}` : `upstream-error: ${code}`;
+          abandon(local(502, error, 'bad gateway'));
+        });
+      };
+      attempt(d.picked, 0);
+    } catch (err) {
+      this.logger.error({ err, connId: ctx.connId, requestId: x.requestId }, 'http proxy internal error');
+      abandon(local(500, 'internal-error', 'internal error'));
+    }
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: RequestContext): void {
+    handleUpgrade(this, req, socket, head, ctx, this.#begin(ctx, req, 'WebSocket'));
+  }
+
+  async close(): Promise<void> {
+    await this.pools.close();
+  }
+
+  #begin(ctx: RequestContext, req: AnyRequest, protocol: string): Exchange {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const record: AccessRecord = {
+      connId: ctx.connId,
+      requestId: '',
+      client: hostPort(ctx.client.address, ctx.client.port),
+      method: req.method ?? '',
+      host: '',
+      path: q === -1 ? url : url.slice(0, q),
+      queryKeys: q === -1 ? null : queryKeys(url.slice(q)),
+      protocol,
+      status: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      upstreamMs: null,
+      route: null,
+      ruleIndex: null,
+      backend: null,
+      endpoint: null,
+      listener: ctx.listener.id,
+      sni: ctx.sni,
+      clientCertSubject: ctx.clientCert?.subject ?? null,
+      error: null,
+    };
+    return { ctx, record, start: performance.now(), requestId: '', logged: false };
+  }
+
+  finish(x: Exchange): void {
+    if (x.logged) return;
+    x.logged = true;
+    x.record.durationMs = Math.round((performance.now() - x.start) * 1000) / 1000;
+    logAccess(this.logger, x.record);
+    this.events.request?.(x.record);
+  }
+
+  connectFailed(backend: Backend, key: string, code: string): void {
+    this.health.reportFailure(key, backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
+    this.events.connectFailed?.(key, code);
+  }
+
+  /** Listener, route, limits, filters, backend: everything up to the endpoint to call. */
+  resolve(
+    x: Exchange,
+    method: string,
+    authority: string | undefined,
+    url: string,
+    req: AnyRequest,
+  ): Decision {
+    const ctx = x.ctx;
+    const { headers: upHeaders, requestId } = upstreamRequestHeaders(req.rawHeaders);
+    x.requestId = x.record.requestId = requestId ?? newRequestId();
+    if (authority === undefined || authority === '') return local(400, 'no-host', 'missing Host header');
+    x.record.host = authority;
+    const target = splitTarget(url);
+    if (target === null) return local(400, 'bad-target', 'bad request target');
+    const host = normalizeHost(authority);
+    const choice = chooseListener(ctx.scheme, ctx.listener, ctx.bindListeners, host);
+    if (choice.reject !== undefined) {
+      return choice.reject === 'misdirected'
+        ? local(421, 'misdirected', 'misdirected request')
+        : local(404, 'no-route', 'no route');
+    }
+    const listener = choice.listener;
+    x.record.listener = listener.id;
+    const router = routerFor(listener);
+    if (router.errors.length > 0 && !this.#warned.has(router)) {
+      this.#warned.add(router);
+      this.logger.warn({ listener: listener.id, errors: router.errors }, 'http rules that can never match');
+    }
+    const path = normalizePath(target.path);
+    const hit = router.match({
+      host,
+      path,
+      method: method.toUpperCase(),
+      headers: req.headers,
+      query: new URLSearchParams(target.search),
+    });
+    if (hit === null) return local(404, 'no-route', 'no route');
+    const rule = hit.rule;
+    x.record.route = `${rule.route.kind}/${rule.route.namespace}/${rule.route.name}`;
+    x.record.ruleIndex = rule.ruleIndex;
+
+    const ranges = rule.limits?.allowSourceRanges;
+    if (ranges !== undefined && ranges.length > 0 && !this.#allowed(rule, ranges, ctx.client.address)) {
+      return local(403, 'source-not-allowed', 'forbidden');
+    }
+
+    addForwardingHeaders(upHeaders, ctx, authority, x.requestId);
+    const plan: RequestPlan = {
+      authority,
+      path,
+      search: target.search,
+      headers: upHeaders,
+      responseMods: [],
+      mirrors: [],
+    };
+    const fc = { scheme: ctx.scheme, localPort: ctx.localPort, prefix: hit.prefix };
+    const redirect = applyFilters(rule.filters, plan, fc);
+    if (redirect !== null) return redirectAnswer(redirect.status, redirect.location);
+    if (rule.backends.length === 0) return local(500, 'no-backends', 'no backends');
+
+    let balancer = this.#balancers.get(rule);
+    if (balancer === undefined) {
+      balancer = new Balancer({ backends: rule.backends }, this.health, this.random);
+      this.#balancers.set(rule, balancer);
+    }
+    const pick = balancer.pick();
+    if (pick.backend !== undefined) x.record.backend = pick.backend.id;
+    if (pick.reject !== undefined) {
+      return pick.reject === 'no-endpoints'
+        ? local(503, 'no-endpoints', 'no healthy upstream')
+        : local(500, `backend-invalid: ${pick.reason}`, 'backend not available');
+    }
+    const backend = pick.backend as HttpBackend;
+    const r2 = applyFilters(backend.filters, plan, fc);
+    if (r2 !== null) return redirectAnswer(r2.status, r2.location);
+    return {
+      kind: 'forward',
+      plan,
+      rule,
+      backend,
+      picked: { endpoint: pick.endpoint, key: pick.key },
+      balancer,
+    };
+  }
+
+  #allowed(rule: HttpRule, ranges: string[], address: string): boolean {
+    let bl = this.#blockLists.get(rule);
+    if (bl === undefined) {
+      bl = new BlockList();
+      for (const r of ranges) {
+        const [addr, bits] = r.split('/');
+        const type = isIPv6(addr ?? '') ? 'ipv6' : 'ipv4';
+        if (!isIPv4(addr ?? '') && type === 'ipv4') continue;
+        if (bits === undefined) bl.addAddress(addr!, type);
+        else bl.addSubnet(addr!, Number(bits), type);
+      }
+      this.#blockLists.set(rule, bl);
+    }
+    const a = unmapV4(address);
+    return bl.check(a, isIPv6(a) ? 'ipv6' : 'ipv4');
+  }
+
+  /** null: no body. Otherwise a counting stream (maxBodyBytes enforced) that feeds the upstream and any mirrors. */
+  #requestBody(req: AnyRequest, rule: HttpRule, h2: boolean, x: Exchange): BodySource | null | 'too-large' {
+    const max = rule.limits?.maxBodyBytes ?? 0;
+    const cl = req.headers['content-length'];
+    const declared = cl === undefined ? null : Number(cl);
+    if (max > 0 && declared !== null && declared > max) return 'too-large';
+    const hasBody = h2
+      ? !(req as Http2ServerRequest).stream.endAfterHeaders
+      : req.headers['transfer-encoding'] !== undefined || (declared !== null && declared > 0);
+    if (!hasBody) return null;
+    return new BodySource(req, max, x);
+  }
+
+  /**
+   * One upstream attempt. `fail(code, kind)` is called once if it fails before the response is complete and
+   * the exchange is not already answered; returns a function that aborts the attempt.
+   */
+  #forward(
+    x: Exchange,
+    method: string,
+    d: Extract<Decision, { kind: 'forward' }>,
+    picked: PickedEndpoint,
+    body: PassThrough | null,
+    res: Res,
+    fail: (code: string, kind: FailKind) => void,
+  ): (reason: string) => void {
+    x.record.endpoint = picked.key;
+    const lease = this.pools.acquire(d.backend, picked.endpoint, picked.key);
+    const ac = new AbortController();
+    let timedOut = false;
+    let over = false;
+    const ms = d.rule.timeouts.backendRequestMs;
+    const timer =
+      ms > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            ac.abort(new Error('backend request timeout'));
+          }, ms)
+        : null;
+    const end = (): void => {
+      if (over) return;
+      over = true;
+      if (timer !== null) clearTimeout(timer);
+      lease.release();
+    };
+    const sentAt = performance.now();
+    lease.pool
+      .request({
+        method,
+        path: d.plan.path + d.plan.search,
+        headers: toUndiciHeaders(d.plan.headers, d.plan.authority),
+        body,
+        signal: ac.signal,
+        ...tlsServerName(d.backend),
+      })
+      .then(
+        (up) => {
+          this.health.reportSuccess(picked.key);
+          x.record.upstreamMs = Math.round((performance.now() - sentAt) * 1000) / 1000;
+          if (over) {
+            up.body.destroy();
+            return;
+          }
+          try {
+            res.writeHead(up.statusCode, downstreamResponseHeaders(up.headers, d.plan.responseMods));
+          } catch (err) {
+            up.body.destroy();
+            end();
+            return fail(`bad-response-headers: ${(err as Error).message}`, 'other');
+          }
+          const onDrain = (): void => {
+            up.body.resume();
+          };
+          res.on('drain', onDrain);
+          up.body.on('data', (chunk: Buffer) => {
+            x.record.bytesOut += chunk.length;
+            if (!res.write(chunk)) up.body.pause();
+          });
+          up.body.once('end', () => {
+            end();
+            res.end();
+          });
+          up.body.once('error', (err: NodeJS.ErrnoException) => {
+            const wasOver = over;
+            end();
+            if (wasOver) return;
+            fail(timedOut ? 'backend-timeout' : (err.code ?? err.message), 'other');
+          });
+        },
+        (err: NodeJS.ErrnoException) => {
+          const wasOver = over;
+          end();
+          if (wasOver) return;
+          const code = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.code ?? err.message;
+          if (timedOut) return fail('backend-timeout', 'other');
+          if (code === 'BODY_TOO_LARGE' || err instanceof BodyTooLarge)
+            return fail('BODY_TOO_LARGE', 'other');
+          if (CONNECT_ERRORS.has(code)) {
+            this.connectFailed(d.backend, picked.key, code);
+            return fail(code, 'connect');
+          }
+          fail(code, RESET_ERRORS.has(code) ? 'reset' : 'other');
+        },
+      );
+    return (reason: string) => {
+      if (over) return;
+      end();
+      ac.abort(new Error(reason));
+    };
+  }
+}
+
+/**
+ * undici takes the TLS server name from the request's Host header unless the request names one (and reconnects
+ * when it changes): an https backend gets the policy's name whenever it has one.
+ */
+function tlsServerName(backend: HttpBackend): { servername?: string } {
+  const name = backend.protocol === 'https' ? backend.tls?.serverName : undefined;
+  return name ? { servername: name } : {};
+}
+
+export function local(status: number, error: string, body: string): LocalAnswer {
+  return { kind: 'local', status, error, body: `${body}\n` };
+}
+
+function redirectAnswer(status: number, location: string): LocalAnswer {
+  return { kind: 'local', status, error: '', body: '', headers: { location } };
+}
+
+type LocalAnswer = Extract<Decision, { kind: 'local' }>;
+
+function localAnswer(res: Res, d: LocalAnswer, x: Exchange, closeConnection: boolean): void {
+  if (d.error !== '') x.record.error ??= d.error;
+  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', ...d.headers };
+  headers['content-length'] = String(Buffer.byteLength(d.body));
+  if (closeConnection) headers.connection = 'close';
+  x.record.bytesOut += Buffer.byteLength(d.body);
+  try {
+    res.writeHead(d.status, headers);
+    res.end(d.body);
+  } catch {
+    destroyResponse(res);
+  }
+}
+
+function destroyResponse(res: Res): void {
+  if (res.stream !== undefined) res.stream.destroy();
+  else res.destroy?.();
+}
+
+/** Origin-form `/p?q`, absolute-form `http://h/p?q` (path and query kept) or `*`; null for anything else. */
+function splitTarget(url: string): { path: string; search: string } | null {
+  if (url.startsWith('/')) {
+    const q = url.indexOf('?');
+    return q === -1 ? { path: url, search: '' } : { path: url.slice(0, q), search: url.slice(q) };
+  }
+  if (url === '*') return { path: '*', search: '' };
+  try {
+    const u = new URL(url);
+    return { path: u.pathname, search: u.search };
+  } catch {
+    return null;
+  }
+}
