@@ -7,7 +7,11 @@ import { join } from 'node:path';
 export interface DemoPki {
   dir: string;
   caFile: string;
-  issue(name: string, sans: string[]): { cert: string; key: string };
+  issue(
+    name: string,
+    sans: string[],
+    usage?: 'server' | 'client',
+  ): { cert: string; key: string; certFile: string; keyFile: string };
   cleanup(): void;
 }
 
@@ -16,19 +20,65 @@ export function createDemoPki(): DemoPki {
   const caKey = join(dir, 'ca.key');
   const caFile = join(dir, 'ca.crt');
   const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caFile, '-days', '7', '-subj', '/CN=snigate demo CA']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-days',
+    '7',
+    '-subj',
+    '/CN=snigate demo CA',
+  ]);
   return {
     dir,
     caFile,
-    issue(name, sans) {
+    issue(name, sans, usage = 'server') {
       const key = join(dir, `${name}.key`);
       const csr = join(dir, `${name}.csr`);
       const crt = join(dir, `${name}.crt`);
       const ext = join(dir, `${name}.ext`);
-      writeFileSync(ext, `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`);
-      run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${sans[0] ?? name}`]);
-      run(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', crt, '-days', '7', '-extfile', ext]);
-      return { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8') };
+      writeFileSync(
+        ext,
+        usage === 'client'
+          ? 'extendedKeyUsage=clientAuth\n'
+          : `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`,
+      );
+      run([
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        csr,
+        '-subj',
+        `/CN=${sans[0] ?? name}`,
+      ]);
+      run([
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        caFile,
+        '-CAkey',
+        caKey,
+        '-CAcreateserial',
+        '-out',
+        crt,
+        '-days',
+        '7',
+        '-extfile',
+        ext,
+      ]);
+      return { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8'), certFile: crt, keyFile: key };
     },
     cleanup() {
       rmSync(dir, { recursive: true, force: true });
