@@ -57,6 +57,8 @@ status flags:
 explain flags:
       --port P             the listener port as the manifests write it (443, not 10443)
       --sni NAME           the server name the client sends; leave out for a client without SNI
+      --path /P?Q  --method M  --host H  --header k=v (repeatable)
+                           for HTTPS/HTTP listeners: the request to route (Host defaults to the SNI)
   -o, --output F           text (default) or json
       --admin URL          add live endpoint health from a running snigate
 
@@ -88,6 +90,10 @@ const OPTIONS = {
   'no-custom-resources': { type: 'boolean' },
   port: { type: 'string' },
   sni: { type: 'string' },
+  path: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  method: { type: 'string' },
+  host: { type: 'string' },
   'gateway-name': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -173,6 +179,19 @@ export async function main(argv: string[]): Promise<number> {
         ...pipelineArgs,
         port: intFlag(values.port, '--port', 0),
         sni: values.sni ?? null,
+        http: {
+          path: values.path,
+          method: values.method,
+          host: values.host,
+          headers: Object.fromEntries(
+            (values.header ?? []).map((h) => {
+              const i = h.indexOf('=');
+              if (i <= 0)
+                throw new SnigateError(ErrorCode.InvalidArguments, `--header ${h}: write name=value`);
+              return [h.slice(0, i), h.slice(i + 1)];
+            }),
+          ),
+        },
         admin: values.admin,
         output: values.output,
       });

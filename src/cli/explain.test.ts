@@ -159,3 +159,45 @@ describe('explain command', () => {
     assert.ok(doc.lines.length > 3);
   });
 });
+
+describe('explain on HTTPS listeners (seed 001, Gateway API form)', () => {
+  it('follows the HTTP request through the same router as the data plane: the rule, its backends, or 404', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { createCA } = await import('../../test/support/certs.ts');
+    const ca = createCA('explain-http');
+    const cert = ca.issue({ cn: 'api.oladapo.cloud' });
+    const dir = mkdtempSync(join(tmpdir(), 'snigate-explain-'));
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    writeFileSync(
+      join(dir, 'secret.yaml'),
+      `apiVersion: v1\nkind: Secret\nmetadata: { name: api-gateway-tls-secret, namespace: default }\ntype: kubernetes.io/tls\ndata: { tls.crt: ${b64(cert.certPem)}, tls.key: ${b64(cert.keyPem)} }\n`,
+    );
+    try {
+      const r = await runPipeline({ files: [join(ROOT, 'examples/seed-001/hybrid-gateway-api'), dir] });
+      const input = {
+        table: r.table,
+        statuses: r.statuses,
+        diagnostics: r.allDiagnostics,
+        resources: r.resources,
+      };
+      const hit = explain(input, { port: 443, sni: 'api.oladapo.cloud', http: { path: '/v1/orders?x=1' } });
+      assert.equal(hit.outcome, 'terminate-https');
+      assert.ok(
+        hit.lines.some((l) => l.includes('→ HTTPRoute default/public-api rule 0')),
+        hit.lines.join('\n'),
+      );
+      assert.equal(hit.binds[0]?.backends[0]?.id, 'Service/default/api-gateway-service:80');
+      const miss = explain(input, { port: 443, sni: 'api.oladapo.cloud', http: { path: '/admin' } });
+      assert.equal(miss.outcome, 'rejected');
+      assert.ok(
+        miss.lines.some((l) => l.includes('404')),
+        miss.lines.join('\n'),
+      );
+      const pass = explain(input, { port: 443, sni: 'payments.oladapo.cloud' });
+      assert.equal(pass.outcome, 'passthrough');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,6 +6,7 @@
 import type { Diagnostic } from '../api/diagnostics.ts';
 import { formatDiagnostic } from '../api/diagnostics.ts';
 import type { Condition, Gateway, ParentReference, Resources } from '../api/types.ts';
+import { routerFor } from '../dataplane/http-router.ts';
 import { compileBind, type RouteMatch } from '../dataplane/sni-router.ts';
 import { ErrorCode, SnigateError } from '../errors.ts';
 import type { Backend, Bind, RoutingTable, SniRoute, TableListener } from '../table/types.ts';
@@ -28,6 +29,8 @@ export interface ExplainQuery {
   sni: string | null;
   /** Live endpoint health (`address:port` → healthy), e.g. from a running instance's /status. */
   health?: Map<string, boolean>;
+  /** For HTTP(S) listeners: the request to route (Host defaults to the SNI, path to `/`, method to GET). */
+  http?: { host?: string; path?: string; method?: string; headers?: Record<string, string> };
 }
 
 export type HostMatchKind = 'exact' | 'wildcard' | 'catch-all';
@@ -137,18 +140,8 @@ function explainBind(
   if (l === undefined) return out;
   if (m.route === null) {
     const what = l.mode === 'http' ? 'plain HTTP' : 'TLS terminated here with the listener certificates';
-    lines.push(
-      `${what}, then routed by HTTP Host and path (HTTPRoute/Ingress): explain stops at the listener`,
-    );
-    for (const d of input.diagnostics) {
-      if (
-        d.code === 'http-not-served' &&
-        d.object?.name === l.gateway.name &&
-        d.object.namespace === l.gateway.namespace
-      ) {
-        lines.push(`  note: ${d.message}`);
-      }
-    }
+    lines.push(`${what}, then routed by HTTP Host, path, headers and method (HTTPRoute/Ingress)`);
+    explainHttp(input, l, name, q, out, lines);
     return out;
   }
   const r = m.route;
@@ -204,6 +197,74 @@ function precedence(input: ExplainInput, l: TableListener, winner: SniRoute): st
   return [
     `  precedence: ${losers.join(', ')} also claim ${winner.hostname} on this listener; the oldest route wins (creationTimestamp, then namespace/name), so ${winner.route.namespace}/${winner.route.name} takes it`,
   ];
+}
+
+/** The HTTP part: the data plane's own router decides, so explain cannot disagree with it. */
+function explainHttp(
+  input: ExplainInput,
+  l: TableListener,
+  sni: string | null,
+  q: ExplainQuery,
+  out: BindExplanation,
+  lines: string[],
+): void {
+  const host = (q.http?.host ?? sni ?? '').toLowerCase().replace(/:\d+$/, '');
+  const [pathOnly, query = ''] = (q.http?.path ?? '/').split('?', 2) as [string, string?];
+  const method = (q.http?.method ?? 'GET').toUpperCase();
+  const headers = Object.fromEntries(
+    Object.entries(q.http?.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]),
+  );
+  const request = `${method} ${host || '(no Host)'}${q.http?.path ?? '/'}`;
+  const hit = routerFor(l).match({
+    host,
+    path: pathOnly,
+    method,
+    headers,
+    query: new URLSearchParams(query),
+  });
+  if (hit === null) {
+    const hosts = (l.http ?? []).map((v) => v.hostname).join(', ') || 'none';
+    lines.push(
+      `request ${request}: no HTTPRoute rule matches: 404 (virtual hosts on this listener: ${hosts})`,
+    );
+    out.reject = 'http-404';
+    return;
+  }
+  const r = hit.rule;
+  const m = r.match;
+  const conds = [
+    `${m.path.type} ${m.path.value}`,
+    ...(m.method ? [`method ${m.method}`] : []),
+    ...m.headers.map((h) => `header ${h.name}${h.type === 'Exact' ? '=' : '~'}${h.value}`),
+    ...m.queryParams.map((h) => `query ${h.name}${h.type === 'Exact' ? '=' : '~'}${h.value}`),
+  ];
+  out.route = {
+    ...r.route,
+    hostname: hit.vhost.hostname,
+    match: hostMatch(hit.vhost.hostname === '*' ? null : hit.vhost.hostname, host),
+  };
+  lines.push(
+    `request ${request} → ${r.route.kind} ${r.route.namespace}/${r.route.name} rule ${r.ruleIndex} (virtual host ${hit.vhost.hostname}; matches ${conds.join(', ')})`,
+  );
+  for (const f of r.filters)
+    lines.push(
+      `  filter ${f.type}${f.type === 'RequestRedirect' ? ` → ${f.statusCode}${f.scheme ? ` ${f.scheme}://` : ''}` : ''}`,
+    );
+  if (r.filters.some((f) => f.type === 'RequestRedirect')) return;
+  const timeouts = [
+    r.timeouts.requestMs ? `request ${r.timeouts.requestMs} ms` : '',
+    r.timeouts.backendRequestMs ? `backend ${r.timeouts.backendRequestMs} ms` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  if (timeouts) lines.push(`  timeouts: ${timeouts}`);
+  if (r.backends.length === 0) lines.push('  no usable backends: 500');
+  out.backends = explainBackends(
+    input,
+    { hostname: hit.vhost.hostname, route: r.route, backends: { backends: r.backends } },
+    q.health,
+    lines,
+  );
 }
 
 function explainBackends(
@@ -504,6 +565,7 @@ function round(n: number): number {
 export interface ExplainArgs extends PipelineArgs {
   port: number;
   sni: string | null;
+  http?: ExplainQuery['http'];
   /** A running snigate's admin URL, for live endpoint health. */
   admin?: string;
   output?: string;
@@ -521,7 +583,7 @@ export async function explainCommand(
   const health = args.admin ? await liveHealth(args.admin) : undefined;
   const ex = explain(
     { table: r.table, statuses: r.statuses, diagnostics: r.allDiagnostics, resources: r.resources },
-    { port: args.port, sni: args.sni, health },
+    { port: args.port, sni: args.sni, health, ...(args.http ? { http: args.http } : {}) },
   );
   const errors = r.allDiagnostics.filter((d) => d.severity === 'error');
   if (format === 'json') {
