@@ -82,7 +82,7 @@ describe('conformance v1.6 manifests', () => {
     const unknown = new Set(
       r.diagnostics.filter((d) => d.code === 'unknown-kind').map((d) => d.object?.kind),
     );
-    assert.deepEqual([...unknown].sort(), ['BackendTLSPolicy', 'Deployment', 'ListenerSet', 'UDPRoute']);
+    assert.deepEqual([...unknown].sort(), ['Deployment', 'ListenerSet', 'UDPRoute']);
     assert.ok(r.resources.gateways.some((g) => g.spec.listeners.some((l) => l.protocol === 'INVALID')));
     assert.ok(r.resources.tlsRoutes.length > 10);
   });
