@@ -16,14 +16,17 @@
 # Output: the Go test log, and a ConformanceReport YAML in $REPORT (default ./conformance-report.yaml).
 set -euo pipefail
 
-GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.0}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.1}"
 IMAGE_REPOSITORY="${IMAGE_REPOSITORY:-snigate}"
 IMAGE_TAG="${IMAGE_TAG:-dev}"
 NAMESPACE="${NAMESPACE:-snigate-system}"
 GATEWAY_CLASS="${GATEWAY_CLASS:-snigate}"
-# The GATEWAY-TLS profile's core features. Add TLSRouteModeTerminate (and TLSRouteModeMixed) once the data
-# plane terminates TLS for TLSRoutes; claiming a feature makes its tests run and must-pass.
-SUPPORTED_FEATURES="${SUPPORTED_FEATURES:-Gateway,ReferenceGrant,TLSRoute}"
+# Features snigate implements (claiming a feature makes its tests run and must pass): the GATEWAY-TLS core,
+# TLS Terminate for TLSRoute and Terminate + Passthrough on one port (TLSRouteModeMixed: without claiming it,
+# TLSRouteListenerMixedTerminationNotSupported would expect the ProtocolConflict snigate does not report),
+# HTTPRoute and its extended features, BackendTLSPolicy.
+SUPPORTED_FEATURES="${SUPPORTED_FEATURES:-Gateway,ReferenceGrant,TLSRoute,TLSRouteModeTerminate,TLSRouteModeMixed,HTTPRoute,BackendTLSPolicy,GatewayHTTPListenerIsolation,HTTPRouteHostRewrite,HTTPRoutePathRewrite,HTTPRoutePathRedirect,HTTPRouteSchemeRedirect,HTTPRoutePortRedirect,HTTPRouteResponseHeaderModification,HTTPRouteRequestMirror,HTTPRouteQueryParamMatching,HTTPRouteMethodMatching}"
+CHANNEL="${CHANNEL:-standard}"
 REPORT="${REPORT:-$PWD/conformance-report.yaml}"
 RUN_TEST="${RUN_TEST:-}"
 WORKDIR="${WORKDIR:-$(mktemp -d)}"
@@ -35,9 +38,9 @@ kubectl version >/dev/null || { echo "conformance: kubectl cannot reach a cluste
 
 if [[ -z "${SKIP_INSTALL:-}" ]]; then
   need docker
-  echo "== Gateway API ${GATEWAY_API_VERSION} CRDs (experimental channel: TLSRoute, TCPRoute)"
+  echo "== Gateway API ${GATEWAY_API_VERSION} CRDs (${CHANNEL} channel)"
   kubectl apply --server-side -f \
-    "https://github.com/kubernetes-sigs/gateway-api/releases/download/${GATEWAY_API_VERSION}/experimental-install.yaml"
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/${GATEWAY_API_VERSION}/${CHANNEL}-install.yaml"
 
   echo "== image ${IMAGE_REPOSITORY}:${IMAGE_TAG}"
   docker build -f "$ROOT/deploy/Dockerfile" -t "${IMAGE_REPOSITORY}:${IMAGE_TAG}" "$ROOT"
