@@ -12,8 +12,9 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TableListener } from '../table/types.ts';
+import { chooseListener, normalizeHost } from './http-router.ts';
 import type { AnyRequest, AnyResponse, HttpHandler, RequestContext } from './http-types.ts';
-import { type CompiledBind, HostMatcher } from './sni-router.ts';
+import type { CompiledBind } from './sni-router.ts';
 
 export interface HttpServerOptions {
   /** The whole request head must arrive within this (default 30 s; Node answers 408). */
@@ -66,31 +67,11 @@ interface ConnState {
   stale: boolean;
 }
 
-const matchers = new WeakMap<TableListener[], HostMatcher<TableListener>>();
-
-function listenerMatcher(listeners: TableListener[]): HostMatcher<TableListener> {
-  let m = matchers.get(listeners);
-  if (m === undefined) {
-    m = new HostMatcher<TableListener>();
-    for (const l of listeners) m.add(l.hostname, l);
-    matchers.set(listeners, m);
-  }
-  return m;
-}
-
 /** Host header or :authority without port, lower case, no trailing dot; IPv6 literals keep their brackets. */
 export function hostOf(authority: string | undefined): string | null {
   if (authority === undefined) return null;
-  let h = authority.trim().toLowerCase();
-  if (h === '') return null;
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return end > 0 ? h.slice(0, end + 1) : h;
-  }
-  const colon = h.lastIndexOf(':');
-  if (colon >= 0) h = h.slice(0, colon);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
+  const h = normalizeHost(authority.trim());
+  return h === '' ? null : h;
 }
 
 /**
@@ -99,8 +80,8 @@ export function hostOf(authority: string | undefined): string | null {
  * Gateways) are the same for this purpose.
  */
 export function isMisdirected(ctx: RequestContext, host: string): boolean {
-  const byHost = listenerMatcher(ctx.bindListeners).lookup(host);
-  return byHost !== undefined && byHost.id !== ctx.listener.id && byHost.hostname !== ctx.listener.hostname;
+  // One rule for both layers: the router's listener choice (http-router.ts) decides.
+  return chooseListener('https', ctx.listener, ctx.bindListeners, host).reject === 'misdirected';
 }
 
 function sameTls(a: TableListener, b: TableListener): boolean {
