@@ -1,6 +1,6 @@
 /** Shared by the golden and conformance tests: load a case (with fixtures and generated PKI) and translate it. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { createCA } from '../../test/support/certs.ts';
 import type { Diagnostic } from '../api/diagnostics.ts';
@@ -62,6 +62,35 @@ function fillPki(objects: ParsedObject[]): void {
       (object as ConfigMap).data = { 'ca.crt': ca.certPem };
     }
   }
+}
+
+export const REPO = join(import.meta.dirname, '..', '..');
+
+/** A runnable example folder (examples/…), every manifest in it, plus fixtures from testdata/examples. */
+export function runExample(dir: string, fixtures: string[] = []): CaseResult {
+  const loadDiagnostics: Diagnostic[] = [];
+  const objects: ParsedObject[] = [];
+  const files = [
+    ...readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()
+      .map((f) => join(dir, f)),
+    ...fixtures.map((f) => join(TESTDATA, 'examples', f)),
+  ];
+  for (const f of files) {
+    const r = parseManifests(readFileSync(f, 'utf8'), relative(REPO, f));
+    objects.push(...r.objects);
+    loadDiagnostics.push(...r.diagnostics);
+  }
+  fillPki(objects);
+  const { resources, diagnostics } = toResources(objects);
+  loadDiagnostics.push(...diagnostics);
+  const result = translate(resources, {
+    controllerName: DEFAULT_CONTROLLER_NAME,
+    serveUnknownClasses: true,
+    statusAddresses: ['127.0.0.1'],
+  });
+  return { ...result, loadDiagnostics, caseKeys: new Set() };
 }
 
 export function runCase(file: string, extra: string[] = []): CaseResult {
