@@ -217,6 +217,14 @@ export async function runCommand(args: RunArgs): Promise<number> {
       gw.logger.info({ signal: sig }, 'signal received');
       process.removeAllListeners('SIGTERM');
       process.removeAllListeners('SIGINT');
+      const grace = args.drainTimeoutMs ?? 30_000;
+      // The drain is bounded by --drain-timeout; whatever handle outlives it (a stuck upstream pool, a
+      // half-closed peer) must not keep the process alive: exit a little after the bound regardless.
+      setTimeout(() => {
+        gw.logger.warn('shutdown did not finish in time: exiting');
+        gw.logger.flush?.();
+        process.exit(1);
+      }, grace + 5_000).unref();
       gw.stop().then(
         () => resolve(0),
         () => resolve(1),
