@@ -247,6 +247,49 @@ export async function startRedisTls(opts: TlsServerOptions): Promise<RunningServ
   }
 }
 
+/** A plain-TCP redis-server (no persistence) on a free port, or on `port` (e.g. to restart one on the same port). */
+export async function startRedis(opts: { host?: string; port?: number } = {}): Promise<RunningServer> {
+  if (!commandExists('redis-server')) throw new Error(`redis-server is not installed: ${SETUP_HINT}`);
+  const host = opts.host ?? '127.0.0.1';
+  const dir = mkdtempSync(join(tmpdir(), 'snigate-redis-'));
+  const start = async (port: number): Promise<RunningServer> => {
+    const args = ['--port', String(port), '--bind', host, '--dir', dir].concat([
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
+      '--loglevel',
+      'notice',
+    ]);
+    const { child, output } = await startDaemon({
+      cmd: 'redis-server',
+      args,
+      cwd: dir,
+      readyLine: /Ready to accept connections/,
+      timeoutMs: 10_000,
+    });
+    return {
+      port,
+      host,
+      output,
+      stop: async () => {
+        await stopChild(child, 'SIGTERM', 5000);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  };
+  try {
+    return opts.port !== undefined ? await start(opts.port) : await withPortRetry(start, host);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 /** Newest /usr/lib/postgresql/<major>/bin that has a postgres binary (Debian keeps them off PATH). */
 export function postgresBinDir(): string | undefined {
   let versions: string[];
