@@ -46,6 +46,7 @@ run --kubernetes flags (read the API server instead of files; the leader writes 
       --publish-service NS/NAME
                            report this LoadBalancer Service's address in Gateway and Ingress status
       --no-custom-resources  do not watch the Gateway API kinds (Ingress only)
+      --waf-addon PATH     the libmodsecurity addon (default native/modsecurity/build/modsecurity.node)
       --enable-tls-passthrough[=true|false]
                            honour nginx.ingress.kubernetes.io/ssl-passthrough on Ingresses (default true);
                            TLSRoute passthrough is always on
@@ -88,6 +89,7 @@ const OPTIONS = {
   'publish-service': { type: 'string' },
   'enable-tls-passthrough': { type: 'string' },
   'no-custom-resources': { type: 'boolean' },
+  'waf-addon': { type: 'string' },
   port: { type: 'string' },
   sni: { type: 'string' },
   path: { type: 'string' },
@@ -168,6 +170,7 @@ export async function main(argv: string[]): Promise<number> {
         watchNamespaces: values['watch-namespace'],
         publishService: values['publish-service'],
         enableCustomResources: !values['no-custom-resources'],
+        wafAddonPath: values['waf-addon'],
       });
     }
     case 'explain': {

@@ -396,6 +396,7 @@ describe('CRDs for snigate policies (deploy/helm/snigate/crds)', () => {
     assert.deepEqual(crds.map((c) => c.spec.names.kind).sort(), [
       'BackendTrafficPolicy',
       'ClientTrafficPolicy',
+      'SecurityPolicy',
     ]);
     for (const c of crds) {
       assert.equal(c.spec.group, 'gateway.snigate.io');

@@ -271,6 +271,7 @@ const LISTS: Record<ResourceKind, keyof Resources> = {
   ServiceImport: 'serviceImports',
   BackendTrafficPolicy: 'backendTrafficPolicies',
   ClientTrafficPolicy: 'clientTrafficPolicies',
+  SecurityPolicy: 'securityPolicies',
   BackendTLSPolicy: 'backendTLSPolicies',
 };
 

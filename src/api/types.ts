@@ -369,6 +369,46 @@ export interface ClientTrafficPolicy extends KubeObject {
   };
 }
 
+/**
+ * L7 protection (issue 8): WAF, rate limiting, IP allow/deny, request size limits, and for passthrough listeners a
+ * new-connection rate limit. Targets a Gateway (optionally one listener by sectionName) or an HTTPRoute; the most
+ * specific policy's section wins (route over listener over Gateway), section by section.
+ */
+export interface SecurityPolicy extends KubeObject {
+  kind: 'SecurityPolicy';
+  spec: {
+    targetRefs: PolicyTargetRef[];
+    waf?: {
+      /** Default true. false on a route turns off a WAF its Gateway or listener asks for. */
+      enabled?: boolean;
+      /** Block (default): 403. Detect: rules run, an audit line is logged, the request is forwarded. */
+      mode?: 'Block' | 'Detect';
+      paranoiaLevel?: number;
+      anomalyThreshold?: number;
+      exclusions?: {
+        ruleIds?: number[];
+        paths?: { pathPrefix: string; ruleIds: number[] }[];
+        targets?: { ruleIds: number[]; variable: string; name: string; pathPrefix?: string }[];
+      };
+    };
+    rateLimit?: {
+      /** Default ClientIP. Header: one bucket per value of `header` (the client address when absent). */
+      key?: { type: 'ClientIP' | 'Route' | 'Header'; header?: string };
+      requests: number;
+      unit: 'Second' | 'Minute';
+      /** Default: requests (one period's worth). */
+      burst?: number;
+      /** Default Local (one bucket per snigate process). Redis: shared by every replica. */
+      backend?: { type: 'Local' | 'Redis'; redis?: { address: string; failMode?: 'Open' | 'Closed' } };
+    };
+    ipAccess?: { allow?: string[]; deny?: string[] };
+    clientIPDetection?: { xForwardedFor?: { trustedCIDRs: string[] } };
+    requestLimits?: { maxBodyBytes?: number; maxHeaderBytes?: number; maxConcurrentPerClientIP?: number };
+    /** Passthrough (and TCP) listeners: new connections per client address; beyond, the connection is closed. */
+    connectionRateLimit?: { connections: number; unit: 'Second' | 'Minute'; burst?: number };
+  };
+}
+
 /** The kinds a source can hand to the store. */
 export type Resource =
   | GatewayClass
@@ -387,6 +427,7 @@ export type Resource =
   | ServiceImport
   | BackendTrafficPolicy
   | ClientTrafficPolicy
+  | SecurityPolicy
   | BackendTLSPolicy;
 
 export type ResourceKind = Resource['kind'];
@@ -409,6 +450,7 @@ export interface Resources {
   serviceImports: ServiceImport[];
   backendTrafficPolicies: BackendTrafficPolicy[];
   clientTrafficPolicies: ClientTrafficPolicy[];
+  securityPolicies: SecurityPolicy[];
   backendTLSPolicies: BackendTLSPolicy[];
 }
 
@@ -437,6 +479,7 @@ export const SUPPORTED_VERSIONS: Record<ResourceKind, readonly string[]> = {
   ServiceImport: ['multicluster.x-k8s.io/v1alpha1'],
   BackendTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
   ClientTrafficPolicy: ['gateway.snigate.io/v1alpha1'],
+  SecurityPolicy: ['gateway.snigate.io/v1alpha1'],
   BackendTLSPolicy: ['gateway.networking.k8s.io/v1'],
 };
 
@@ -461,6 +504,7 @@ export function emptyResources(): Resources {
     serviceImports: [],
     backendTrafficPolicies: [],
     clientTrafficPolicies: [],
+    securityPolicies: [],
     backendTLSPolicies: [],
   };
 }

@@ -24,6 +24,7 @@ import {
   validateBackendTLSPolicy,
   validateBackendTrafficPolicy,
   validateClientTrafficPolicy,
+  validateSecurityPolicy,
 } from './validate-policies.ts';
 import { validateReferenceGrant } from './validate-referencegrant.ts';
 import { validateTCPRoute, validateTLSRoute } from './validate-routes.ts';
@@ -45,6 +46,7 @@ const VALIDATORS: Record<ResourceKind, (c: Checker, o: Obj) => void> = {
   ServiceImport: validateServiceImport,
   BackendTrafficPolicy: validateBackendTrafficPolicy,
   ClientTrafficPolicy: validateClientTrafficPolicy,
+  SecurityPolicy: validateSecurityPolicy,
   BackendTLSPolicy: validateBackendTLSPolicy,
 };
 

@@ -6,6 +6,7 @@ import { FileSource } from '../config/file-source.ts';
 import { Reconciler, type ServingState } from '../config/reconciler.ts';
 import type { Source } from '../config/source.ts';
 import { createHttpHandler } from '../dataplane/http-proxy.ts';
+import { SecurityRuntime } from '../dataplane/http-security.ts';
 import { DataPlane } from '../dataplane/server.ts';
 import { createTerminator, type Terminator } from '../dataplane/terminate.ts';
 import { ErrorCode, SnigateError } from '../errors.ts';
@@ -15,6 +16,7 @@ import { createLogger } from '../observe/logger.ts';
 import { Metrics } from '../observe/metrics.ts';
 import { composeEvents, LiveTraffic } from '../observe/recent-rejects.ts';
 import { DEFAULT_CONTROLLER_NAME } from '../translate/index.ts';
+import { wafStatus } from '../waf/waf.ts';
 import type { PipelineArgs } from './pipeline.ts';
 
 export interface RunArgs extends PipelineArgs {
@@ -40,6 +42,8 @@ export interface RunArgs extends PipelineArgs {
   enableCustomResources?: boolean;
   /** Defaults to a new Metrics (its own registry, default process metrics included). */
   metrics?: Metrics;
+  /** The libmodsecurity addon (`--waf-addon`; default the built one, or $SNIGATE_MODSECURITY_ADDON). */
+  wafAddonPath?: string;
 }
 
 export interface GatewayHandle {
@@ -65,6 +69,14 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
   const traffic = new LiveTraffic();
   const startedAt = Date.now();
   const events = composeEvents(metrics, traffic);
+  // Said at start-up whether or not a config asks for it: a config that does is refused when it is unavailable.
+  const waf = wafStatus(args.wafAddonPath);
+  if (waf.available) logger.info({ waf }, 'waf available');
+  else logger.warn({ waf }, 'waf unavailable: configurations that enable it will be refused');
+  const security = new SecurityRuntime({
+    logger,
+    ...(args.wafAddonPath !== undefined ? { wafAddonPath: args.wafAddonPath } : {}),
+  });
   // Terminating listeners (HTTPS, TLS Terminate, HTTP) are handed over by the data plane in-process.
   let terminator: Terminator | null = null;
   const dataPlane = new DataPlane({
@@ -85,6 +97,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
       logger,
       health: dataPlane.health,
       events: { connectFailed: events.connectFailed, request: metrics.httpRequest },
+      security,
     }),
     tlsEvents: {
       handshakeDone: (l) => metrics.tlsHandshake(l, 'ok'),
@@ -122,6 +135,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
     logger,
     portOffset: args.portOffset ?? 0,
     defaultAddresses,
+    prepare: (table) => security.prepare(table),
   });
 
   const reload = (trigger: string) =>
@@ -142,6 +156,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
   const first = await reload('start');
   if (!first.ok) {
     source.stop();
+    security.close();
     await dataPlane.shutdown(0);
     throw new SnigateError(
       ErrorCode.ConfigInvalid,
@@ -183,7 +198,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
   }
 
   kube?.elector.start();
-  logger.info({ listening: dataPlane.listening(), admin: adminUrl }, 'snigate started');
+  logger.info({ listening: dataPlane.listening(), admin: adminUrl, waf }, 'snigate started');
   let stopped = false;
   return {
     dataPlane,
@@ -204,6 +219,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
       terminator?.drain();
       await dataPlane.shutdown(graceMs);
       await terminator?.close();
+      security.close();
       await new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
       logger.info('stopped');
     },

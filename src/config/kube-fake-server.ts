@@ -112,6 +112,13 @@ export const DEFAULT_RESOURCES: FakeResource[] = [
     kind: 'ClientTrafficPolicy',
     namespaced: true,
   },
+  {
+    group: 'gateway.snigate.io',
+    versions: ['v1alpha1'],
+    plural: 'securitypolicies',
+    kind: 'SecurityPolicy',
+    namespaced: true,
+  },
 ];
 
 /** Kinds whose writes through the main resource ignore `status` and bump `generation` on spec changes. */

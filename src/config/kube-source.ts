@@ -151,6 +151,7 @@ export const KINDS: readonly KindSpec[] = [
     plural: 'backendtrafficpolicies',
   },
   { kind: 'ClientTrafficPolicy', group: POLICY_GROUP, version: 'v1alpha1', plural: 'clienttrafficpolicies' },
+  { kind: 'SecurityPolicy', group: POLICY_GROUP, version: 'v1alpha1', plural: 'securitypolicies' },
 ];
 
 /** Custom resources switched off by `enableCustomResources: false`: the Gateway API kinds and snigate's policies. */

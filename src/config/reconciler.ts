@@ -1,7 +1,12 @@
 /** The file-mode control loop: load → translate → apply to the data plane; a bad change keeps the last good config. */
 import type { Logger } from 'pino';
 import { formatDiagnostic } from '../api/diagnostics.ts';
-import { type PipelineArgs, type PipelineResult, translateOptions, translateSnapshot } from '../cli/pipeline.ts';
+import {
+  type PipelineArgs,
+  type PipelineResult,
+  translateOptions,
+  translateSnapshot,
+} from '../cli/pipeline.ts';
 import type { DataPlane } from '../dataplane/server.ts';
 import type { RoutingTable } from '../table/types.ts';
 import { translate } from '../translate/index.ts';
@@ -31,6 +36,11 @@ export interface ReconcilerOptions {
   /** Shifts every listener port (run as non-root: 443 → 10443 with 10000). */
   portOffset: number;
   defaultAddresses: string[];
+  /**
+   * Builds what the table needs beyond the data plane (WAF engines, rate limiters); returns why it cannot be
+   * served (the change is refused then, like an invalid manifest).
+   */
+  prepare?: (table: RoutingTable) => string[];
 }
 
 export class Reconciler {
@@ -80,16 +90,26 @@ export class Reconciler {
     }
     const errors = result.allDiagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
     for (const d of result.allDiagnostics) {
-      if (d.severity === 'warning') logger.warn({ code: d.code, object: d.object, path: d.path, file: d.file, line: d.line }, d.message);
+      if (d.severity === 'warning')
+        logger.warn({ code: d.code, object: d.object, path: d.path, file: d.file, line: d.line }, d.message);
     }
     if (errors.length > 0) return this.#refuse(at, trigger, errors);
 
     const table = shiftPorts(result.table, this.#o.portOffset);
+    const unservable = this.#o.prepare?.(table) ?? [];
+    if (unservable.length > 0) return this.#refuse(at, trigger, unservable);
     const applied = await this.#o.dataPlane.apply(table);
     const bindFailures = applied.binds
       .filter((b) => !b.ok)
       // Binding :: where the machine has no IPv6 is not a failure while 0.0.0.0 works.
-      .filter((b) => !(b.address === '::' && this.#o.defaultAddresses.length > 1 && ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((b as { error: string }).error)))
+      .filter(
+        (b) =>
+          !(
+            b.address === '::' &&
+            this.#o.defaultAddresses.length > 1 &&
+            ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((b as { error: string }).error)
+          ),
+      )
       .map((b) => ({
         address: this.#o.defaultAddresses.includes(b.address) ? null : b.address,
         port: b.port - this.#o.portOffset,
@@ -99,13 +119,17 @@ export class Reconciler {
       // Re-translate so status says which listeners could not get their port.
       const again = translate(result.resources, translateOptions({ ...this.#o.args, bindFailures }));
       result = { ...result, statuses: again.statuses };
-      for (const f of bindFailures) logger.error({ address: f.address ?? 'default', port: f.port, code: f.code }, 'cannot listen');
+      for (const f of bindFailures)
+        logger.error({ address: f.address ?? 'default', port: f.port, code: f.code }, 'cannot listen');
     }
     this.#serving = { result, table, programmedAt: at, bindFailures };
     this.#lastReload = { at, ok: true, errors: [], trigger };
     const listeners = table.binds.reduce((n, b) => n + b.listeners.length, 0);
     const routes = table.binds.reduce((n, b) => n + b.listeners.reduce((m, l) => m + l.routes.length, 0), 0);
-    logger.info({ source: this.#o.source.name, trigger, binds: table.binds.length, listeners, routes, objects }, 'configuration programmed');
+    logger.info(
+      { source: this.#o.source.name, trigger, binds: table.binds.length, listeners, routes, objects },
+      'configuration programmed',
+    );
     return this.#lastReload;
   }
 
@@ -114,7 +138,9 @@ export class Reconciler {
     this.#lastReload = { at, ok: false, errors, trigger };
     this.#o.logger.error(
       { trigger, errors, keptConfigFrom: this.#serving?.programmedAt ?? null },
-      this.#serving ? 'configuration change refused: the last good configuration keeps serving' : 'configuration is invalid',
+      this.#serving
+        ? 'configuration change refused: the last good configuration keeps serving'
+        : 'configuration is invalid',
     );
     return this.#lastReload;
   }

@@ -18,6 +18,15 @@ export const CARRIED = new Set([
   `${NGINX}whitelist-source-range`,
   `${NGINX}proxy-read-timeout`,
   `${NGINX}proxy-send-timeout`,
+  // Protection (issue 8): WAF, rate limits, deny list; read in translate/security.ts.
+  `${NGINX}enable-modsecurity`,
+  `${NGINX}enable-owasp-core-rules`,
+  `${NGINX}modsecurity-snippet`,
+  `${NGINX}limit-rps`,
+  `${NGINX}limit-rpm`,
+  `${NGINX}limit-burst-multiplier`,
+  `${NGINX}limit-connections`,
+  `${NGINX}denylist-source-range`,
 ]);
 const HANDLED = new Set([
   SSL_PASSTHROUGH,

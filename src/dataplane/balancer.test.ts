@@ -69,6 +69,14 @@ test('fallback off: weight-0 backends never take traffic', () => {
   assert.equal(bal.pick().backend?.id, 'primary');
 });
 
+test('fallback off on the weighted backend: its endpoints down → no weight-0 backend takes over', () => {
+  const primary = backend('primary', [ep(1)], { weight: 1, policy: { fallback: false } });
+  const backup = backend('backup', [ep(3)], { weight: 0 });
+  const bal = new Balancer({ backends: [primary, backup] }, health(['127.0.0.1:1']), Math.random);
+  assert.equal(bal.pick().backend?.id, 'primary');
+  assert.equal(bal.fallbackEndpoint(['127.0.0.1:1']), null, 'no fallback for a refused connect either');
+});
+
 test('all weights 0: fallback backends share traffic; without fallback, rejected', () => {
   const x = backend('x', [ep(1)], { weight: 0 });
   const y = backend('y', [ep(2)], { weight: 0 });

@@ -34,6 +34,9 @@ export class Balancer {
     this.#health = health;
     this.#random = random;
     let total = 0;
+    // `fallback: false` on a weighted backend (its Service) keeps its share off the weight-0 backends, as
+    // on the weight-0 backend itself: either side can turn the fallback off (and `snigate explain` says so).
+    const weightedAllowFallback = set.backends.every((b) => b.weight === 0 || b.policy.fallback);
     for (const backend of set.backends) {
       const cb: CompiledBackend = { backend, keys: backend.endpoints.map(endpointKey), cursor: 0 };
       this.#byBackend.set(backend, cb);
@@ -41,7 +44,12 @@ export class Balancer {
         total += backend.weight;
         this.#weighted.push(cb);
         this.#cumulative.push(total);
-      } else if (backend.policy.fallback && backend.invalid === undefined && backend.endpoints.length > 0) {
+      } else if (
+        weightedAllowFallback &&
+        backend.policy.fallback &&
+        backend.invalid === undefined &&
+        backend.endpoints.length > 0
+      ) {
         this.#fallback.push(cb);
       }
     }

@@ -28,6 +28,7 @@ export type RejectReason =
   | 'proxy-header-invalid'
   | 'pg-cancel-unroutable'
   | 'max-connections'
+  | 'rate-limited'
   | 'tls-handshake-failed'
   | 'tls-handshake-timeout'
   | 'internal-error';

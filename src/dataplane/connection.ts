@@ -6,6 +6,7 @@ import type { BackendSet, SniRoute, TableListener } from '../table/types.ts';
 import type { Balancer } from './balancer.ts';
 import type { ClientHello } from './clienthello.ts';
 import { type ConnectionRecord, type EndReason, hostPort, logConnection } from './conn-log.ts';
+import { admitConnection } from './conn-rate.ts';
 import type { DataPlaneEvents } from './events.ts';
 import type { HealthRegistry } from './health.ts';
 import { Passthrough } from './passthrough.ts';
@@ -215,6 +216,10 @@ export class Connection {
       this.#handOff(listener, m.route);
       return;
     }
+    if (!admitConnection(listener, this.#clientAddress)) {
+      this.#reject('rate-limited', 'over the listener connectionRateLimit for this client');
+      return;
+    }
     const balancer = state.balancers.get(m.route.backends);
     if (balancer === undefined) {
       this.#reject('backend-invalid', 'no balancer for route');
@@ -240,6 +245,7 @@ export class Connection {
       },
       this.#onPassthroughDone,
     );
+    reader.release();
     this.#pt = pt;
     pt.start();
   }
@@ -275,6 +281,7 @@ export class Connection {
       current: () => rt.state.compiled,
       outcome,
     });
+    reader.release();
   }
 
   #proxyOut = (): ProxyAddresses => {
@@ -359,8 +366,8 @@ export class Connection {
       route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
       backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
       endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,
-      bytesIn: this.#socket.bytesRead,
-      bytesOut: this.#socket.bytesWritten,
+      bytesIn: this.#socket.bytesRead + (this.#pt?.pumpedIn ?? 0),
+      bytesOut: this.#socket.bytesWritten + (this.#pt?.pumpedOut ?? 0),
       durationMs: Math.round(performance.now() - this.#startedAt),
       helloMs: this.#helloMs === null ? null : Math.round(this.#helloMs * 1000) / 1000,
       end: reason,

@@ -7,9 +7,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Duplex, PassThrough } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
+import { rateLimitHeaders, rateLimitKey, tooManyRequests } from '../ratelimit/headers.ts';
+import type { LimitResult } from '../ratelimit/token-bucket.ts';
 import type { Backend, HttpBackend, HttpRule } from '../table/types.ts';
+import { auditLine } from '../waf/audit.ts';
+import { blockResponse, type WafTransaction, type WafVerdict } from '../waf/waf.ts';
 import { type AccessRecord, logAccess, queryKeys } from './access-log.ts';
 import { Balancer, type PickedEndpoint } from './balancer.ts';
 import { hostPort } from './conn-log.ts';
@@ -27,6 +31,14 @@ import {
 } from './http-headers.ts';
 import { Mirrors } from './http-mirror.ts';
 import { chooseListener, normalizeHost, normalizePath, routerFor } from './http-router.ts';
+import {
+  addressRefused,
+  type CompiledSecurity,
+  clientAddress,
+  concurrencyKey,
+  headerBytes,
+  SecurityRuntime,
+} from './http-security.ts';
 import type { AnyRequest, AnyResponse, HttpHandler, RequestContext } from './http-types.ts';
 import { type PoolOptions, UpstreamPools } from './http-upstream.ts';
 import { handleUpgrade } from './http-websocket.ts';
@@ -48,6 +60,8 @@ export interface HttpHandlerOptions {
   events?: HttpEvents;
   random?: () => number;
   pools?: PoolOptions;
+  /** WAF engines, rate limiters, address lists for rules with `security` (default: one of its own). */
+  security?: SecurityRuntime;
 }
 
 /** What the proxy answers itself, or where it forwards. */
@@ -69,7 +83,15 @@ export interface Exchange {
   start: number;
   requestId: string;
   logged: boolean;
+  /** The rule's protection (resolve sets it) and the client address it judges (X-Forwarded-For when trusted). */
+  security?: CompiledSecurity | null;
+  clientIp?: string;
 }
+
+/** What the protection checks before forwarding decided: answer locally, or go on (with a replayed body). */
+export type GuardResult =
+  | { kind: 'answer'; answer: LocalAnswer }
+  | { kind: 'pass'; body: PassThrough | undefined };
 
 /** Shared by the request and upgrade paths. */
 export interface ProxyCore {
@@ -79,6 +101,13 @@ export interface ProxyCore {
   readonly random: () => number;
   readonly pools: UpstreamPools;
   resolve(x: Exchange, method: string, authority: string | undefined, url: string, req: AnyRequest): Decision;
+  /** Rate limit, concurrency and WAF for a forward decision (x.security.guarded); `onClose` runs at the end. */
+  guard(
+    x: Exchange,
+    d: Extract<Decision, { kind: 'forward' }>,
+    req: AnyRequest,
+    onClose: (fn: () => void) => void,
+  ): Promise<GuardResult>;
   finish(x: Exchange): void;
   connectFailed(backend: Backend, key: string, code: string): void;
 }
@@ -125,6 +154,7 @@ class HttpProxy implements HttpHandler, ProxyCore {
   readonly events: HttpEvents;
   readonly random: () => number;
   readonly pools: UpstreamPools;
+  readonly security: SecurityRuntime;
   readonly #balancers = new WeakMap<HttpRule, Balancer>();
   readonly #mirrors: Mirrors;
   readonly #blockLists = new WeakMap<HttpRule, BlockList>();
@@ -136,6 +166,7 @@ class HttpProxy implements HttpHandler, ProxyCore {
     this.events = opts.events ?? {};
     this.random = opts.random ?? Math.random;
     this.pools = new UpstreamPools(opts.pools);
+    this.security = opts.security ?? new SecurityRuntime({ logger: opts.logger });
     this.#mirrors = new Mirrors(this);
   }
 
@@ -145,13 +176,19 @@ class HttpProxy implements HttpHandler, ProxyCore {
     const x = this.#begin(ctx, req, h2 ? 'HTTP/2' : 'HTTP/1.1');
     const method = req.method ?? 'GET';
     let finished = false;
+    let answered = false;
+    let closed = false;
     let stop: ((reason: string) => void) | null = null;
     let requestTimer: NodeJS.Timeout | null = null;
     // An HTTP/1.1 request body we stop reading would stall the connection: close it after answering.
-    const answer = (d: LocalAnswer): void => localAnswer(res, d, x, !h2 && !req.complete);
+    const answer = (d: LocalAnswer): void => {
+      answered = true;
+      localAnswer(res, d, x, !h2 && !req.complete);
+    };
     const abandon = (d: LocalAnswer): void => (res.headersSent ? destroyResponse(res) : answer(d));
     res.once('finish', () => (finished = true));
     res.once('close', () => {
+      closed = true;
       if (requestTimer !== null) clearTimeout(requestTimer);
       if (!finished) {
         x.record.error ??= 'client-closed';
@@ -176,33 +213,256 @@ class HttpProxy implements HttpHandler, ProxyCore {
           abandon(local(504, 'request-timeout', 'upstream request timeout'));
         }, ms);
       }
-      const body = this.#requestBody(req, d.rule, h2, x);
+      const sec = x.security;
+      if (sec?.guarded) {
+        this.guard(x, d, req, (fn) => res.once('close', fn)).then(
+          (g) => {
+            if (answered || closed) {
+              g.kind === 'pass' && g.body?.destroy();
+              return;
+            }
+            if (g.kind === 'answer') answer(g.answer);
+            else this.#proceed(x, method, d, req, h2, res, g.body, answer, abandon, (s) => (stop = s));
+          },
+          (err: Error) => {
+            this.logger.error(
+              { err, connId: ctx.connId, requestId: x.requestId },
+              'http proxy internal error',
+            );
+            if (!answered && !closed) abandon(local(500, 'internal-error', 'internal error'));
+          },
+        );
+        return;
+      }
+      this.#proceed(x, method, d, req, h2, res, undefined, answer, abandon, (s) => (stop = s));
+    } catch (err) {
+      this.logger.error({ err, connId: ctx.connId, requestId: x.requestId }, 'http proxy internal error');
+      abandon(local(500, 'internal-error', 'internal error'));
+    }
+  }
+
+  /** Mirrors and the upstream attempts (one retry for an idempotent request without a body). */
+  #proceed(
+    x: Exchange,
+    method: string,
+    d: Extract<Decision, { kind: 'forward' }>,
+    req: AnyRequest,
+    h2: boolean,
+    res: Res,
+    replay: PassThrough | undefined,
+    answer: (d: LocalAnswer) => void,
+    abandon: (d: LocalAnswer) => void,
+    setStop: (s: ((reason: string) => void) | null) => void,
+  ): void {
+    try {
+      const body = this.#requestBody(req, d.rule, h2, x, replay);
       if (body === 'too-large') {
         answer(local(413, 'body-too-large', 'request body too large'));
         return;
       }
       for (const m of d.plan.mirrors) this.#mirrors.fire(x.requestId, method, d.plan, m, body?.tee());
       const attempt = (picked: PickedEndpoint, n: number): void => {
-        stop = this.#forward(x, method, d, picked, body?.stream ?? null, res, (code, kind) => {
-          stop = null;
-          if (code === 'BODY_TOO_LARGE')
-            return abandon(local(413, 'body-too-large', 'request body too large'));
-          // Nothing was sent: an idempotent request without a body may try one other endpoint.
-          if (kind !== 'other' && n === 0 && body === null && IDEMPOTENT.has(method.toUpperCase())) {
-            const next = d.balancer.nextEndpoint(d.backend, [picked.key]);
-            if (next !== null) return attempt(next, 1);
-          }
-          if (code === 'backend-timeout')
-            return abandon(local(504, 'backend-timeout', 'upstream request timeout'));
-          const error = kind === 'connect' ? `connect-failed: ${code}` : `upstream-error: ${code}`;
-          abandon(local(502, error, 'bad gateway'));
-        });
+        setStop(
+          this.#forward(x, method, d, picked, body?.stream ?? null, res, (code, kind) => {
+            setStop(null);
+            if (code === 'BODY_TOO_LARGE')
+              return abandon(local(413, 'body-too-large', 'request body too large'));
+            // Nothing was sent: an idempotent request without a body may try one other endpoint.
+            if (kind !== 'other' && n === 0 && body === null && IDEMPOTENT.has(method.toUpperCase())) {
+              const next = d.balancer.nextEndpoint(d.backend, [picked.key]);
+              if (next !== null) return attempt(next, 1);
+            }
+            if (code === 'backend-timeout')
+              return abandon(local(504, 'backend-timeout', 'upstream request timeout'));
+            const error = kind === 'connect' ? `connect-failed: ${code}` : `upstream-error: ${code}`;
+            abandon(local(502, error, 'bad gateway'));
+          }),
+        );
       };
       attempt(d.picked, 0);
     } catch (err) {
-      this.logger.error({ err, connId: ctx.connId, requestId: x.requestId }, 'http proxy internal error');
+      this.logger.error({ err, connId: x.ctx.connId, requestId: x.requestId }, 'http proxy internal error');
       abandon(local(500, 'internal-error', 'internal error'));
     }
+  }
+
+  async guard(
+    x: Exchange,
+    d: Extract<Decision, { kind: 'forward' }>,
+    req: AnyRequest,
+    onClose: (fn: () => void) => void,
+  ): Promise<GuardResult> {
+    const sec = x.security;
+    if (!sec) return { kind: 'pass', body: undefined };
+    const client = x.clientIp ?? x.ctx.client.address;
+    const lim = sec.limiter;
+    if (lim !== null) {
+      let r: LimitResult;
+      try {
+        const key = rateLimitKey(lim.key, {
+          clientIp: client,
+          route: x.record.route ?? '',
+          headers: req.headers,
+        });
+        r = await lim.limiter.consume(key);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message, requestId: x.requestId }, 'rate limiter failed');
+        return { kind: 'answer', answer: local(503, 'rate-limit-error', 'service unavailable') };
+      }
+      if (!r.allowed) {
+        const t = tooManyRequests(r, lim.policy, x.requestId);
+        const error =
+          r.source === 'fail-closed' ? 'rate-limited: limiter unavailable (fail closed)' : 'rate-limited';
+        return {
+          kind: 'answer',
+          answer: { kind: 'local', status: 429, error, body: t.body, headers: t.headers },
+        };
+      }
+      if (r.source !== 'fail-open') {
+        const set = Object.entries(rateLimitHeaders(r, lim.policy)).map(([name, value]) => ({ name, value }));
+        d.plan.responseMods.push({ set, add: [], remove: [] });
+      }
+    }
+    const conc = sec.concurrency;
+    if (conc !== null) {
+      const k = concurrencyKey(client);
+      const n = conc.counts.get(k) ?? 0;
+      if (n >= conc.limit)
+        return {
+          kind: 'answer',
+          answer: {
+            kind: 'local',
+            status: 429,
+            error: 'concurrency-limited',
+            body: `too many requests in flight (request id ${x.requestId})\n`,
+            headers: { 'retry-after': '1', 'x-request-id': x.requestId },
+          },
+        };
+      conc.counts.set(k, n + 1);
+      onClose(() => {
+        const m = (conc.counts.get(k) ?? 1) - 1;
+        if (m <= 0) conc.counts.delete(k);
+        else conc.counts.set(k, m);
+      });
+    }
+    if (sec.wafError !== null)
+      return { kind: 'answer', answer: local(503, 'waf-unavailable', 'service unavailable') };
+    if (sec.waf === null) return { kind: 'pass', body: undefined };
+    let tx: WafTransaction;
+    try {
+      tx = sec.waf.begin({
+        requestId: x.requestId,
+        method: req.method ?? 'GET',
+        uri: req.url ?? '/',
+        httpVersion: req.httpVersion,
+        headers: req.rawHeaders,
+        clientIp: client,
+        clientPort: x.ctx.client.port,
+        serverPort: x.ctx.localPort,
+      });
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, requestId: x.requestId }, 'waf failed');
+      return { kind: 'answer', answer: local(503, 'waf-error', 'service unavailable') };
+    }
+    onClose(() => tx.close());
+    if (tx.verdict().action === 'block') return this.#wafBlocked(x, req, tx.verdict(), tx);
+    if (!hasRequestBody(req)) return this.#wafDecided(x, req, tx, tx.end(), undefined);
+    const maxBody = effectiveMaxBody(d.rule, sec);
+    const inspectLimit = sec.wafBodyLimit;
+    return new Promise<GuardResult>((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const settle = (r: GuardResult): void => {
+        if (settled) return;
+        settled = true;
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+        resolve(r);
+      };
+      const decide = (ended: boolean): void => {
+        const replay = new PassThrough();
+        const r = this.#wafDecided(x, req, tx, tx.end(), replay);
+        if (r.kind === 'answer') {
+          replay.destroy();
+          settle(r);
+          return;
+        }
+        for (const c of chunks) replay.write(c);
+        chunks.length = 0;
+        if (ended) replay.end();
+        else (req as NodeJS.ReadableStream).pipe(replay);
+        settle(r);
+      };
+      const onData = (c: Buffer): void => {
+        size += c.length;
+        chunks.push(c);
+        if (maxBody > 0 && size > maxBody) {
+          req.pause();
+          x.record.bytesIn += size;
+          settle({ kind: 'answer', answer: local(413, 'body-too-large', 'request body too large') });
+          return;
+        }
+        const v = tx.write(c);
+        if (v.action === 'block') {
+          req.pause();
+          settle(this.#wafBlocked(x, req, v, tx));
+          return;
+        }
+        if (size > inspectLimit) {
+          // Detection-only, or a body larger than inspected: decide on the part seen, stream the rest.
+          req.pause();
+          decide(false);
+        }
+      };
+      const onEnd = (): void => decide(true);
+      const onError = (): void =>
+        settle({ kind: 'answer', answer: local(400, 'client-error', 'bad request') });
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('error', onError);
+      onClose(() => settle({ kind: 'answer', answer: local(400, 'client-closed', 'client closed') }));
+    });
+  }
+
+  #wafDecided(
+    x: Exchange,
+    req: AnyRequest,
+    tx: WafTransaction,
+    v: WafVerdict,
+    body: PassThrough | undefined,
+  ): GuardResult {
+    if (v.action === 'block') return this.#wafBlocked(x, req, v, tx);
+    this.#audit(x, req, v);
+    tx.close();
+    return { kind: 'pass', body };
+  }
+
+  #wafBlocked(x: Exchange, req: AnyRequest, v: WafVerdict, tx: WafTransaction): GuardResult {
+    this.#audit(x, req, v);
+    tx.close();
+    const b = blockResponse(v, x.requestId);
+    const error = b.status === 413 ? 'body-too-large' : `waf-blocked: ${v.ruleIds.slice(-3).join(',')}`;
+    return {
+      kind: 'answer',
+      answer: { kind: 'local', status: b.status, error, body: b.body, headers: b.headers },
+    };
+  }
+
+  /** The WAF audit record: one log line per intervention (blocked, or detected in detection-only mode). */
+  #audit(x: Exchange, req: AnyRequest, v: WafVerdict): void {
+    const line = auditLine(v, {
+      requestId: x.requestId,
+      clientIp: x.clientIp ?? x.ctx.client.address,
+      method: req.method ?? '',
+      uri: req.url ?? '/',
+      host: x.record.host,
+      route: x.record.route,
+    });
+    if (line === null) return;
+    const { time: _time, ...rec } = JSON.parse(line) as Record<string, unknown>;
+    this.logger.warn(rec, 'waf');
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: RequestContext): void {
@@ -297,8 +557,18 @@ class HttpProxy implements HttpHandler, ProxyCore {
     x.record.route = `${rule.route.kind}/${rule.route.namespace}/${rule.route.name}`;
     x.record.ruleIndex = rule.ruleIndex;
 
+    const sec = rule.security === undefined ? null : this.security.forRule(rule);
+    x.security = sec;
+    if (sec !== null) {
+      x.clientIp = clientAddress(sec, ctx.client.address, req.headers['x-forwarded-for']);
+      if (addressRefused(sec, x.clientIp)) return local(403, 'source-denied', 'forbidden');
+      const maxHeader = sec.cfg.maxHeaderBytes;
+      if (maxHeader !== undefined && headerBytes(req.rawHeaders) > maxHeader)
+        return local(431, 'headers-too-large', 'request header fields too large');
+    }
     const ranges = rule.limits?.allowSourceRanges;
-    if (ranges !== undefined && ranges.length > 0 && !this.#allowed(rule, ranges, ctx.client.address)) {
+    const client = x.clientIp ?? ctx.client.address;
+    if (ranges !== undefined && ranges.length > 0 && !this.#allowed(rule, ranges, client)) {
       return local(403, 'source-not-allowed', 'forbidden');
     }
 
@@ -359,11 +629,19 @@ class HttpProxy implements HttpHandler, ProxyCore {
   }
 
   /** null: no body. Otherwise a counting stream (maxBodyBytes enforced) that feeds the upstream and any mirrors. */
-  #requestBody(req: AnyRequest, rule: HttpRule, h2: boolean, x: Exchange): BodySource | null | 'too-large' {
-    const max = rule.limits?.maxBodyBytes ?? 0;
+  #requestBody(
+    req: AnyRequest,
+    rule: HttpRule,
+    h2: boolean,
+    x: Exchange,
+    replay?: PassThrough,
+  ): BodySource | null | 'too-large' {
+    const max = effectiveMaxBody(rule, x.security ?? null);
     const cl = req.headers['content-length'];
     const declared = cl === undefined ? null : Number(cl);
     if (max > 0 && declared !== null && declared > max) return 'too-large';
+    // A body the WAF read first comes from its replay stream.
+    if (replay !== undefined) return new BodySource(replay as unknown as AnyRequest, max, x);
     const hasBody = h2
       ? !(req as Http2ServerRequest).stream.endAfterHeaders
       : req.headers['transfer-encoding'] !== undefined || (declared !== null && declared > 0);
@@ -479,6 +757,19 @@ function tlsServerName(backend: HttpBackend): { servername?: string } {
   return name ? { servername: name } : {};
 }
 
+/** The smallest body limit the rule's annotations and SecurityPolicy set (0: none). */
+function effectiveMaxBody(rule: HttpRule, sec: CompiledSecurity | null): number {
+  const a = rule.limits?.maxBodyBytes ?? 0;
+  const b = sec?.cfg.maxBodyBytes ?? 0;
+  return a > 0 && b > 0 ? Math.min(a, b) : a || b;
+}
+
+function hasRequestBody(req: AnyRequest): boolean {
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && Number(cl) > 0);
+}
+
 export function local(status: number, error: string, body: string): LocalAnswer {
   return { kind: 'local', status, error, body: `${body}\n` };
 }
@@ -487,7 +778,7 @@ function redirectAnswer(status: number, location: string): LocalAnswer {
   return { kind: 'local', status, error: '', body: '', headers: { location } };
 }
 
-type LocalAnswer = Extract<Decision, { kind: 'local' }>;
+export type LocalAnswer = Extract<Decision, { kind: 'local' }>;
 
 function localAnswer(res: Res, d: LocalAnswer, x: Exchange, closeConnection: boolean): void {
   if (d.error !== '') x.record.error ??= d.error;

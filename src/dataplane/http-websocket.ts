@@ -42,6 +42,45 @@ export function handleUpgrade(
     return;
   }
   const fwd = d;
+  if (x.security?.guarded) {
+    // Rate limit, concurrency and the WAF's request-head checks, as for any request.
+    let gone = false;
+    client.once('close', () => (gone = true));
+    core
+      .guard(x, fwd, req, (fn) => client.once('close', fn))
+      .then(
+        (g) => {
+          if (gone) {
+            x.record.error ??= 'client-closed';
+            core.finish(x);
+            return;
+          }
+          if (g.kind === 'answer') {
+            rawAnswer(client, g.answer.status, g.answer.body, g.answer.headers);
+            x.record.status = g.answer.status;
+            if (g.answer.error !== '') x.record.error ??= g.answer.error;
+            x.record.bytesOut += Buffer.byteLength(g.answer.body);
+            core.finish(x);
+          } else forwardUpgrade(core, req, client, head, x, fwd);
+        },
+        (err: Error) => {
+          core.logger.error({ err, connId: x.ctx.connId }, 'websocket upgrade internal error');
+          client.destroy();
+        },
+      );
+    return;
+  }
+  forwardUpgrade(core, req, client, head, x, fwd);
+}
+
+function forwardUpgrade(
+  core: ProxyCore,
+  req: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  x: Exchange,
+  fwd: Extract<Decision, { kind: 'forward' }>,
+): void {
   // Hop-by-hop headers were dropped while planning; an upgrade needs its own back.
   fwd.plan.headers.set('connection', ['upgrade']);
   fwd.plan.headers.set('upgrade', [String(req.headers.upgrade ?? 'websocket')]);

@@ -1,11 +1,17 @@
-/** Connects to a backend (retrying other endpoints), replays the buffered bytes, then pipes both ways with half-close. */
+/**
+ * Connects to a backend (retrying other endpoints), replays the buffered bytes, then pumps both ways with
+ * half-close: through the native pump (native/pump, see native-pump.ts) when it is built and the sockets
+ * are plain TCP with nothing buffered in Node, otherwise through a JavaScript pump with the same semantics.
+ */
 import net from 'node:net';
 import tls from 'node:tls';
+import util from 'node:util';
 import type { Backend, UpstreamTls } from '../table/types.ts';
 import type { Balancer, PickedEndpoint } from './balancer.ts';
 import type { EndReason } from './conn-log.ts';
 import type { DataPlaneEvents } from './events.ts';
 import type { HealthRegistry } from './health.ts';
+import { nativePump, PUMP_DONE, PUMP_EOF, type PumpHandle } from './native-pump.ts';
 import { PG_ACCEPT_SSL, SSL_REQUEST } from './postgres.ts';
 import { encodeProxyV1, encodeProxyV2, type ProxyAddresses } from './proxy-protocol.ts';
 
@@ -35,6 +41,37 @@ export type PassthroughDone = (reason: EndReason, detail: string | null) => void
 type State = 'connecting' | 'pg' | 'piping' | 'ended';
 
 const noop = (): void => {};
+/** Replaces `_read` on a socket whose fd the native pump owns: Node must never read it again. */
+const noRead = (): void => {};
+
+interface RawHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+/** The fd under a plain connected TCP socket (not a TLSSocket), or -1. */
+function rawFd(sock: net.Socket): number {
+  if (sock instanceof tls.TLSSocket) return -1;
+  const h = (sock as unknown as { _handle: RawHandle | null })._handle;
+  return h !== null && typeof h.fd === 'number' ? h.fd : -1;
+}
+
+function stopReading(sock: net.Socket): void {
+  const h = (sock as unknown as { _handle: RawHandle | null })._handle;
+  if (h?.readStop === undefined) return;
+  h.reading = false;
+  h.readStop();
+}
+
+function errName(err: number): string {
+  try {
+    return util.getSystemErrorName(err);
+  } catch {
+    return `E${-err}`;
+  }
+}
+const EMPTY = Buffer.alloc(0);
 
 /** BackendTLSPolicy subjectAltNames: the certificate must carry one of these (instead of the SNI name). */
 function sanChecker(sans: NonNullable<UpstreamTls['subjectAltNames']>) {
@@ -62,6 +99,11 @@ export class Passthrough {
   #clientClosed = false;
   #backendClosed = true;
   #lifetime: NodeJS.Timeout | null = null;
+  /** Set while the native pump owns both fds. */
+  #pump: PumpHandle | null = null;
+  /** Bytes the native pump moved: client → backend, backend → client (not in the sockets' counters). */
+  pumpedIn = 0;
+  pumpedOut = 0;
   /** `address:port` of the endpoint in use (or last tried). */
   endpoint: string;
   /** The backend in use: the picked one, or a weight-0 fallback after its endpoints all refused. */
@@ -82,6 +124,7 @@ export class Passthrough {
   abort(reason: EndReason): void {
     if (this.#state === 'ended') return;
     this.#forced ??= reason;
+    this.#stopPump();
     this.#o.client.destroy();
     this.#sock?.destroy();
   }
@@ -90,6 +133,7 @@ export class Passthrough {
   clientError(err: NodeJS.ErrnoException): void {
     this.#error ??= 'client-reset';
     this.#detail ??= err.code ?? err.message;
+    this.#stopPump();
     const s = this.#sock;
     if (s === null || s.destroyed) return;
     if (this.#state === 'piping' || this.#state === 'pg') s.resetAndDestroy();
@@ -98,6 +142,7 @@ export class Passthrough {
 
   clientEnd(): void {
     this.#fin ??= 'client-closed';
+    if (this.#state === 'piping') this.#endBackend();
   }
 
   clientClose(): void {
@@ -193,16 +238,128 @@ export class Passthrough {
     const policy = this.backend.policy;
     this.#state = 'piping';
     s.setTimeout(0);
-    if (this.#o.head.length > 0) s.write(this.#o.head);
+    const head = this.#o.head;
+    // Written once: the passthrough keeps no reference to the ClientHello bytes after this.
+    this.#o.head = EMPTY;
+    if (head.length > 0) s.write(head);
+    if (policy.idleTimeoutMs === 0 && this.#startPump(s, c)) {
+      if (policy.maxLifetimeMs > 0) this.#lifetime = setTimeout(this.#onLifetime, policy.maxLifetimeMs);
+      return;
+    }
+    // A hand-written pump instead of pipe(): the same flow control (pause the reader while the other
+    // side's buffer is above its high-water mark, resume on 'drain') and the same half-close (an 'end'
+    // on one side ends the other), with one listener per event instead of pipe()'s set per direction.
     // Backend first too: servers that speak first (banners, MySQL) must reach the client at once.
-    s.pipe(c);
-    c.pipe(s);
+    s.on('data', this.#onBackendData);
+    s.on('drain', this.#onBackendDrain);
+    c.on('data', this.#onClientData);
+    c.on('drain', this.#onClientDrain);
+    s.resume();
+    if (c.readableEnded) this.#endBackend();
+    else c.resume();
     if (policy.idleTimeoutMs > 0) {
       // The client socket carries both directions, so its inactivity timer is the connection's.
       c.setTimeout(policy.idleTimeoutMs);
       c.on('timeout', this.#onIdle);
     }
     if (policy.maxLifetimeMs > 0) this.#lifetime = setTimeout(this.#onLifetime, policy.maxLifetimeMs);
+  }
+
+  /**
+   * Hands both fds to the native pump when it is loaded and nothing is buffered in Node on either side
+   * (so no byte can be reordered); otherwise the JavaScript pump is used. Idle timeouts need Node's
+   * socket timers, so they keep the JavaScript pump too.
+   */
+  #startPump(s: net.Socket, c: net.Socket): boolean {
+    if (nativePump === null) return false;
+    const fc = rawFd(c);
+    const fs = rawFd(s);
+    if (fc < 0 || fs < 0) return false;
+    if (c.readableEnded || s.readableEnded || c.writableEnded || s.writableEnded) return false;
+    if (c.destroyed || s.destroyed) return false;
+    stopReading(c);
+    stopReading(s);
+    if (
+      c.readableLength > 0 ||
+      s.readableLength > 0 ||
+      c.writableLength > 0 ||
+      s.writableLength > 0 ||
+      c.writableNeedDrain ||
+      s.writableNeedDrain
+    ) {
+      return false;
+    }
+    const h = nativePump.start(fc, fs, this.#onPump);
+    if (typeof h === 'number') return false;
+    this.#pump = h;
+    // Node must not read these fds again, not even on a late read(0): the pump owns them until stopped.
+    c.pause();
+    s.pause();
+    c._read = noRead;
+    s._read = noRead;
+    return true;
+  }
+
+  /** Stops the native pump (before any socket is closed: it polls their fds) and keeps its byte counts. */
+  #stopPump(): void {
+    const h = this.#pump;
+    if (h === null || nativePump === null) return;
+    this.#pump = null;
+    nativePump.stop(h);
+    this.pumpedIn = nativePump.bytes(h, 0);
+    this.pumpedOut = nativePump.bytes(h, 1);
+  }
+
+  #onPump = (kind: number, side: number, err: number): void => {
+    if (kind === PUMP_EOF) {
+      this.#fin ??= side === 0 ? 'client-closed' : 'backend-closed';
+      return;
+    }
+    this.#stopPump();
+    const c = this.#o.client;
+    const s = this.#sock;
+    if (kind === PUMP_DONE) {
+      c.destroy();
+      s?.destroy();
+      return;
+    }
+    const code = errName(err);
+    if (side === 0) {
+      this.#error ??= 'client-reset';
+      this.#detail ??= code;
+      if (s !== null && !s.destroyed) s.resetAndDestroy();
+      c.destroy();
+    } else {
+      this.#error ??= 'backend-reset';
+      this.#detail ??= code;
+      if (!c.destroyed) c.resetAndDestroy();
+      s?.destroy();
+    }
+  };
+
+  #onClientData = (chunk: Buffer): void => {
+    const s = this.#sock!;
+    if (!s.write(chunk) && !s.destroyed) this.#o.client.pause();
+  };
+
+  #onBackendData = (chunk: Buffer): void => {
+    const c = this.#o.client;
+    if (!c.write(chunk) && !c.destroyed) this.#sock!.pause();
+  };
+
+  #onBackendDrain = (): void => {
+    const c = this.#o.client;
+    if (!c.readableEnded) c.resume();
+  };
+
+  #onClientDrain = (): void => {
+    const s = this.#sock;
+    if (s !== null && !s.readableEnded) s.resume();
+  };
+
+  #endBackend(): void {
+    const s = this.#sock;
+    if (s !== null && !s.writableEnded) s.end();
   }
 
   #onIdle = (): void => this.abort('idle-timeout');
@@ -223,6 +380,7 @@ export class Passthrough {
       this.#connectFailed(err.code ?? err.message);
       return;
     }
+    this.#stopPump();
     this.#error ??= this.#state === 'pg' ? 'connect-failed' : 'backend-reset';
     this.#detail ??= err.code ?? err.message;
     const c = this.#o.client;
@@ -238,6 +396,8 @@ export class Passthrough {
       return;
     }
     this.#fin ??= 'backend-closed';
+    const c = this.#o.client;
+    if (this.#state === 'piping' && !c.writableEnded) c.end();
   };
 
   #onClose = (): void => {

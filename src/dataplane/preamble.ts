@@ -101,6 +101,12 @@ export class PreambleReader {
     return this.#reader !== null ? this.#reader.bytes() : this.#pending;
   }
 
+  /** Drops the bytes kept for replay once they were taken (tail/head): an idle connection holds no copy. */
+  release(): void {
+    this.#pending = EMPTY;
+    this.#reader = null;
+  }
+
   #afterProxy(): Phase {
     return this.#opts.readHello ? 'pg' : 'done';
   }

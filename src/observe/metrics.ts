@@ -26,6 +26,7 @@ const REJECTS: ReadonlySet<EndReason> = new Set<EndReason>([
   'proxy-header-invalid',
   'pg-cancel-unroutable',
   'max-connections',
+  'rate-limited',
   'internal-error',
   'tls-handshake-failed',
   'tls-handshake-timeout',

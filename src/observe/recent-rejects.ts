@@ -25,6 +25,7 @@ const REJECT_REASONS: Record<RejectReason, true> = {
   'proxy-header-invalid': true,
   'pg-cancel-unroutable': true,
   'max-connections': true,
+  'rate-limited': true,
   'tls-handshake-failed': true,
   'tls-handshake-timeout': true,
   'internal-error': true,

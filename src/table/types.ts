@@ -57,6 +57,8 @@ export interface TableListener {
   tls?: ListenerTls;
   /** For terminate-https and http: virtual hosts, most specific hostname first. */
   http?: HttpVirtualHost[];
+  /** For passthrough and tcp: new connections per client address (SecurityPolicy connectionRateLimit). */
+  connectionRate?: ConnectionRateSettings;
 }
 
 export interface ListenerTls {
@@ -92,6 +94,66 @@ export interface HttpRule {
   timeouts: { requestMs: number; backendRequestMs: number };
   /** Ingress-only knobs carried from annotations (body size, source ranges...). */
   limits?: { maxBodyBytes?: number; allowSourceRanges?: string[] };
+  /**
+   * L7 protection (SecurityPolicy on the Gateway, listener or route, and the ingress-nginx annotations): plain
+   * data; the data plane builds the WAF engine and limiters from it.
+   */
+  security?: HttpSecurity;
+}
+
+/** What protects the requests of one rule; every part is optional. */
+export interface HttpSecurity {
+  waf?: WafSettings;
+  rateLimit?: RateLimitSettings;
+  /** Client addresses refused (deny) or the only ones served (allow, when non-empty); deny wins. */
+  ipAccess?: { allow: string[]; deny: string[] };
+  /**
+   * Take the client address from X-Forwarded-For when the peer is one of these (and skip trusted hops from the
+   * right). Absent: the connection's address (after any trusted PROXY header) is the client.
+   */
+  xffTrustedCidrs?: string[];
+  /** Request body bytes (413 beyond). */
+  maxBodyBytes?: number;
+  /** Request header bytes: names + values + 4 per field (431 beyond). */
+  maxHeaderBytes?: number;
+  /** Requests in flight per client address (429 beyond); `scope` names the counter space. */
+  concurrency?: { perClientIp: number; scope: string };
+  /** Who configured each part, e.g. `SecurityPolicy/default/edge` (logs). */
+  sources?: Record<string, string>;
+}
+
+export interface WafSettings {
+  enabled: boolean;
+  mode: 'block' | 'detect';
+  paranoia: 1 | 2 | 3 | 4;
+  anomalyThreshold: number;
+  exclusions: {
+    ruleIds: number[];
+    paths: { pathPrefix: string; ruleIds: number[] }[];
+    targets: {
+      ruleIds: number[];
+      variable: 'ARGS' | 'ARGS_NAMES' | 'REQUEST_COOKIES' | 'REQUEST_COOKIES_NAMES' | 'REQUEST_HEADERS';
+      name: string;
+      pathPrefix?: string;
+    }[];
+  };
+}
+
+export interface RateLimitSettings {
+  /** Bucket namespace: the policy and its target (`SecurityPolicy/ns/name@Gateway/ns/gw`), or the annotated route. */
+  scope: string;
+  key: { by: 'client-ip' } | { by: 'route' } | { by: 'header'; name: string };
+  rate: number;
+  period: 'second' | 'minute';
+  burst: number;
+  backend: { type: 'local' } | { type: 'redis'; address: string; failMode: 'open' | 'closed' };
+}
+
+/** New connections per client address on a passthrough (or TCP) listener; over the limit they are closed. */
+export interface ConnectionRateSettings {
+  rate: number;
+  period: 'second' | 'minute';
+  burst: number;
 }
 
 export interface HttpMatch {

@@ -7,6 +7,7 @@ import type {
   HttpFilter,
   HttpMatch,
   HttpRule,
+  HttpSecurity,
   HttpVirtualHost,
   PathModifier,
   RouteRef,
@@ -14,6 +15,7 @@ import type {
 import type { BackendIndex, ResolvedBackend } from './backends.ts';
 import { compareSpecificity } from './hostnames.ts';
 import type { Policies } from './policies.ts';
+import { annotationSecurity, mergeSecurity } from './security.ts';
 
 /** One HTTP route as the table builder needs it: its rules with resolved backends, and its precedence. */
 export interface HttpTarget {
@@ -39,6 +41,12 @@ export function httpTarget(
   const ns = route.metadata.namespace ?? 'default';
   const ref: RouteRef = { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name };
   const extras = annotationExtras(route, env.diags);
+  // Route level: the annotations, then a SecurityPolicy targeting the route (section by section).
+  const security = mergeSecurity(
+    annotationSecurity(route, env.diags),
+    env.policies.routeSecurity(ns, ref.name),
+  );
+  if (security !== undefined) extras.security = security;
   const rules = (route.spec.rules ?? []).map((rule, ruleIndex) =>
     expandRule(rule, ruleIndex, ref, resolved[ruleIndex] ?? [], env).map((r) => withExtras(r, extras)),
   );
@@ -52,6 +60,7 @@ interface Extras {
   maxBodyBytes?: number;
   allowSourceRanges?: string[];
   backendTimeoutMs?: number;
+  security?: HttpSecurity;
 }
 
 /**
@@ -127,10 +136,12 @@ function withExtras(r: HttpRule, x: Extras): HttpRule {
     !x.https &&
     x.maxBodyBytes === undefined &&
     x.allowSourceRanges === undefined &&
-    x.backendTimeoutMs === undefined
+    x.backendTimeoutMs === undefined &&
+    x.security === undefined
   )
     return r;
   const out: HttpRule = { ...r };
+  if (x.security !== undefined) out.security = x.security;
   if (x.https) {
     // ingress-nginx's default for backend-protocol HTTPS: no SNI, no verification (proxy_ssl_verify off).
     out.backends = r.backends.map((b) => ({
@@ -299,7 +310,17 @@ function compareRules(
 export function buildVirtualHosts(
   attachments: { hostnames: string[]; routeKey: string; order: number }[],
   targets: Map<string, HttpTarget>,
+  listenerSecurity?: HttpSecurity,
 ): HttpVirtualHost[] {
+  // The listener's (and its Gateway's) SecurityPolicy under each rule's own: one copy of the rule per listener.
+  const copies = new Map<HttpRule, HttpRule>();
+  const withListener = (rule: HttpRule): HttpRule => {
+    if (listenerSecurity === undefined) return rule;
+    let c = copies.get(rule);
+    if (c === undefined)
+      copies.set(rule, (c = { ...rule, security: mergeSecurity(listenerSecurity, rule.security) }));
+    return c;
+  };
   const byHost = new Map<string, { rule: HttpRule; order: number; seq: number }[]>();
   for (const a of attachments) {
     const t = targets.get(a.routeKey);
@@ -309,7 +330,7 @@ export function buildVirtualHosts(
       if (!list) byHost.set(h, (list = []));
       let seq = 0;
       for (const expanded of t.rules)
-        for (const rule of expanded) list.push({ rule, order: t.order, seq: seq++ });
+        for (const rule of expanded) list.push({ rule: withListener(rule), order: t.order, seq: seq++ });
     }
   }
   return [...byHost.entries()]

@@ -43,6 +43,7 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
   applyBindFailures(gateways, opts);
   const policies = new Policies(res, opts.controllerName);
   policies.attachClientPolicies(gateways);
+  policies.attachSecurityPolicies(gateways);
 
   const env = {
     gateways: new Map(gateways.map((g) => [`${g.namespace}/${g.gateway.metadata.name}`, g])),
@@ -97,7 +98,13 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
   );
   const shown = statuses.filter((s) => !internal.includes(s));
   shown.push(...ingressStatuses(ingress, internal, opts.statusAddresses, diags));
-  const table = buildTable(gateways, targets, httpTargets, (k) => policies.clientSettings(k));
+  const table = buildTable(
+    gateways,
+    targets,
+    httpTargets,
+    (k) => policies.clientSettings(k),
+    (l) => policies.listenerSecurity(l.gw.namespace, l.gw.gateway.metadata.name, l.spec.name),
+  );
   shown.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
   return { table, statuses: shown, diagnostics: diags };
 }
@@ -172,6 +179,7 @@ const KIND_ORDER = [
   'Ingress',
   'BackendTrafficPolicy',
   'ClientTrafficPolicy',
+  'SecurityPolicy',
 ];
 function kindOrder(k: string): number {
   const i = KIND_ORDER.indexOf(k);

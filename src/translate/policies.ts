@@ -1,4 +1,7 @@
-/** snigate policies (GEP-713 attachment): BackendTrafficPolicy → per-backend settings, ClientTrafficPolicy → per-port. */
+/**
+ * snigate policies (GEP-713 attachment): BackendTrafficPolicy → per-backend settings, ClientTrafficPolicy → per-port,
+ * SecurityPolicy → per-listener and per-route protection (security.ts).
+ */
 import { parseDuration } from '../api/duration.ts';
 import type {
   BackendRef,
@@ -7,14 +10,22 @@ import type {
   KubeObject,
   PolicyTargetRef,
   Resources,
+  SecurityPolicy,
 } from '../api/types.ts';
 import { GATEWAY_GROUP } from '../api/types.ts';
-import type { BackendPolicy, ClientSettings, HealthCheck } from '../table/types.ts';
+import type {
+  BackendPolicy,
+  ClientSettings,
+  ConnectionRateSettings,
+  HealthCheck,
+  HttpSecurity,
+} from '../table/types.ts';
 import { DEFAULT_BACKEND_POLICY, DEFAULT_CLIENT_SETTINGS } from '../table/types.ts';
 import { ConditionType, condition } from './conditions.ts';
 import type { GatewayCtx } from './context.ts';
 import { bindKey } from './gateways.ts';
 import type { ObjectStatus } from './options.ts';
+import { mergeSecurity, policyConnectionRate, policySecurity } from './security.ts';
 import { byAge } from './sort.ts';
 
 const PolicyReason = {
@@ -38,6 +49,8 @@ export class Policies {
   readonly #backendByTarget = new Map<string, BackendTrafficPolicy>();
   readonly #results = new Map<KubeObject, AncestorResult[]>();
   #clientByBind = new Map<string, ClientSettings>();
+  /** `Gateway/ns/name`, `Gateway/ns/name/section` or `HTTPRoute/ns/name` → the winning SecurityPolicy's settings. */
+  readonly #security = new Map<string, { http?: HttpSecurity; connectionRate?: ConnectionRateSettings }>();
 
   constructor(res: Resources, controllerName: string) {
     this.#res = res;
@@ -165,6 +178,107 @@ export class Policies {
       this.#results.set(p, out);
     }
     this.#clientByBind = new Map([...settings].map(([k, v]) => [k, v.s]));
+  }
+
+  /**
+   * Resolve SecurityPolicies: targets are Gateways (a listener with sectionName) snigate serves, or HTTPRoutes.
+   * One policy per target: the oldest wins, the others are Conflicted there.
+   */
+  attachSecurityPolicies(gateways: GatewayCtx[]): void {
+    const byName = new Map(gateways.map((g) => [`${g.namespace}/${g.gateway.metadata.name}`, g]));
+    const owner = new Map<string, SecurityPolicy>();
+    for (const p of [...this.#res.securityPolicies].sort(byAge)) {
+      const ns = p.metadata.namespace ?? 'default';
+      const out: AncestorResult[] = [];
+      for (const t of p.spec.targetRefs) {
+        const ref = { ...t, namespace: ns };
+        let found: string | null = null;
+        const notes: string[] = [];
+        if (t.group === GATEWAY_GROUP && t.kind === 'Gateway') {
+          const gw = byName.get(`${ns}/${t.name}`);
+          const listeners =
+            gw?.listeners.filter((l) => t.sectionName === undefined || l.spec.name === t.sectionName) ?? [];
+          if (gw && listeners.length > 0) {
+            const modes = new Set(listeners.map((l) => l.mode));
+            const http = modes.has('terminate-https') || modes.has('http');
+            const pt = modes.has('passthrough') || modes.has('tcp');
+            const s = p.spec;
+            const httpParts = s.waf ?? s.rateLimit ?? s.ipAccess ?? s.requestLimits ?? s.clientIPDetection;
+            if (httpParts !== undefined && !http)
+              notes.push('its HTTP settings apply to HTTPS and HTTP listeners only (none targeted)');
+            if (s.connectionRateLimit !== undefined && !pt)
+              notes.push(
+                'connectionRateLimit applies to TLS passthrough and TCP listeners only (none targeted)',
+              );
+            found = `Gateway/${ns}/${t.name}${t.sectionName ? `/${t.sectionName}` : ''}`;
+          }
+        } else if (t.group === GATEWAY_GROUP && t.kind === 'HTTPRoute' && t.sectionName === undefined) {
+          if (
+            this.#res.httpRoutes.some(
+              (r) => r.metadata.name === t.name && (r.metadata.namespace ?? 'default') === ns,
+            )
+          ) {
+            found = `HTTPRoute/${ns}/${t.name}`;
+            if (p.spec.connectionRateLimit !== undefined)
+              notes.push('connectionRateLimit applies to listeners only (ignored on an HTTPRoute)');
+          }
+        }
+        if (found === null) {
+          out.push({
+            ref,
+            ok: false,
+            reason: PolicyReason.TargetNotFound,
+            message:
+              t.kind === 'HTTPRoute' && t.sectionName !== undefined
+                ? `HTTPRoute ${ns}/${t.name}: sectionName (a rule name) is not supported; target the whole route`
+                : `${t.kind} ${ns}/${t.name}${t.sectionName ? ` ${t.kind === 'Gateway' ? 'listener' : 'section'} ${t.sectionName}` : ''} not found among the ${t.kind === 'Gateway' ? 'Gateways snigate serves' : 'HTTPRoutes'}`,
+          });
+          continue;
+        }
+        const prev = owner.get(found);
+        if (prev !== undefined && prev !== p) {
+          out.push({
+            ref,
+            ok: false,
+            reason: PolicyReason.Conflicted,
+            message: `${found.replace(/\//, ' ')} already has SecurityPolicy ${prev.metadata.namespace ?? 'default'}/${prev.metadata.name} (one per target; older policies win)`,
+          });
+          continue;
+        }
+        owner.set(found, p);
+        const scope = `SecurityPolicy/${ns}/${p.metadata.name}@${found}`;
+        const http = policySecurity(p, scope);
+        const connectionRate = policyConnectionRate(p);
+        this.#security.set(found, {
+          ...(http ? { http } : {}),
+          ...(connectionRate ? { connectionRate } : {}),
+        });
+        out.push({
+          ref,
+          ok: true,
+          reason: PolicyReason.Accepted,
+          message: notes.length === 0 ? 'Policy is attached' : `Policy is attached; ${notes.join('; ')}`,
+        });
+      }
+      this.#results.set(p, out);
+    }
+  }
+
+  /** Gateway-wide settings, then the listener's own (section by section). */
+  listenerSecurity(
+    gwNamespace: string,
+    gwName: string,
+    listener: string,
+  ): { http?: HttpSecurity; connectionRate?: ConnectionRateSettings } {
+    const whole = this.#security.get(`Gateway/${gwNamespace}/${gwName}`);
+    const own = this.#security.get(`Gateway/${gwNamespace}/${gwName}/${listener}`);
+    const http = mergeSecurity(whole?.http, own?.http);
+    const connectionRate = own?.connectionRate ?? whole?.connectionRate;
+    return { ...(http ? { http } : {}), ...(connectionRate ? { connectionRate } : {}) };
+  }
+
+  routeSecurity(namespace: string, name: string): HttpSecurity | undefined {
+    return this.#security.get(`HTTPRoute/${namespace}/${name}`)?.http;
   }
 
   clientSettings(key: string): ClientSettings {

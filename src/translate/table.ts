@@ -3,6 +3,8 @@ import type {
   BackendSet,
   Bind,
   ClientSettings,
+  ConnectionRateSettings,
+  HttpSecurity,
   RoutingTable,
   SniRoute,
   TableListener,
@@ -18,11 +20,17 @@ export interface RouteTarget {
   backends: BackendSet;
 }
 
+export type ListenerSecurityFn = (l: ListenerCtx) => {
+  http?: HttpSecurity;
+  connectionRate?: ConnectionRateSettings;
+};
+
 export function buildTable(
   gateways: GatewayCtx[],
   targets: Map<string, RouteTarget>,
   httpTargets: Map<string, HttpTarget>,
   clientFor: (bindKey: string) => ClientSettings,
+  securityFor: ListenerSecurityFn = () => ({}),
 ): RoutingTable {
   const binds = new Map<string, { bind: Bind; merged: Map<string, ListenerCtx[]> }>();
   for (const gw of gateways) {
@@ -55,7 +63,8 @@ export function buildTable(
   }
   const out: Bind[] = [];
   for (const { bind, merged } of binds.values()) {
-    for (const group of merged.values()) bind.listeners.push(tableListener(group, targets, httpTargets));
+    for (const group of merged.values())
+      bind.listeners.push(tableListener(group, targets, httpTargets, securityFor));
     bind.listeners.sort((x, y) => compareSpecificity(x.hostname, y.hostname) || cmp(x.id, y.id));
     out.push(bind);
   }
@@ -71,6 +80,7 @@ function tableListener(
   group: ListenerCtx[],
   targets: Map<string, RouteTarget>,
   httpTargets: Map<string, HttpTarget>,
+  securityFor: ListenerSecurityFn,
 ): TableListener {
   const l = group[0]!;
   // Precedence among routes claiming one hostname: oldest, then namespace/name (attachment order).
@@ -97,12 +107,17 @@ function tableListener(
     out.tls = { certificates: l.certificates, alpn: l.mode === 'terminate-https' ? ['h2', 'http/1.1'] : [] };
     if (l.clientValidation) out.tls.clientValidation = l.clientValidation;
   }
+  // Merged listeners serve together: the first one's SecurityPolicy applies to all of them.
+  const sec = securityFor(l);
   if (l.mode === 'terminate-https' || l.mode === 'http') {
     out.http = buildVirtualHosts(
       group.flatMap((x) => x.attachments),
       httpTargets,
+      sec.http,
     );
   }
+  if ((l.mode === 'passthrough' || l.mode === 'tcp') && sec.connectionRate)
+    out.connectionRate = sec.connectionRate;
   return out;
 }
 

@@ -1,0 +1,87 @@
+/** The native pump (when built): bytes both ways and counted in the record, half-close, resets; the JS pump covers the rest. */
+import assert from 'node:assert/strict';
+import type net from 'node:net';
+import { before, test } from 'node:test';
+import type { RoutingTable } from '../table/types.ts';
+import { nativePump } from './native-pump.ts';
+import {
+  backend,
+  bind,
+  captureHello,
+  collect,
+  ep,
+  listener,
+  rawConnect,
+  route,
+  startPlane,
+  startRawBackend,
+} from './testkit.ts';
+
+const skip = nativePump === null ? 'native pump not built (native/pump/build.sh) or SNIGATE_PUMP=js' : false;
+
+let hello: Buffer;
+before(async () => {
+  hello = await captureHello('svc.example.com');
+});
+
+function one(port: number): RoutingTable {
+  return {
+    binds: [bind([listener('l', null, [route('svc.example.com', 'svc', [backend('b', [ep(port)])])])])],
+  };
+}
+
+test('native pump: 1 MiB each way, half-close from the client, byte counts in the record', {
+  skip,
+}, async () => {
+  const big = Buffer.alloc(1 << 20, 7);
+  let got = 0;
+  const be = await startRawBackend((s: net.Socket) => {
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+    });
+    s.on('end', () => {
+      // The client half-closed: the backend can still answer in full.
+      s.end(big);
+    });
+  });
+  const plane = await startPlane(one(be.port));
+  try {
+    const c = await rawConnect(plane.port);
+    c.write(hello);
+    c.write(big);
+    c.end();
+    const r = await collect(c, 10_000);
+    assert.equal(r.error, null);
+    assert.equal(r.data.length, big.length);
+    const [rec] = await plane.waitRecords(1);
+    assert.equal(got, hello.length + big.length);
+    assert.equal(rec!.end, 'client-closed');
+    assert.equal(rec!.bytesIn, hello.length + big.length);
+    assert.equal(rec!.bytesOut, big.length);
+  } finally {
+    await plane.close();
+    await be.close();
+  }
+});
+
+test('native pump: a backend reset mid-stream resets the client', { skip }, async () => {
+  const be = await startRawBackend((s: net.Socket) => {
+    s.once('data', () => {
+      s.write('partial');
+      setTimeout(() => s.resetAndDestroy(), 50);
+    });
+  });
+  const plane = await startPlane(one(be.port));
+  try {
+    const c = await rawConnect(plane.port);
+    c.write(hello);
+    const r = await collect(c, 5000);
+    assert.equal(r.data.toString(), 'partial');
+    assert.equal(r.error, 'ECONNRESET');
+    const [rec] = await plane.waitRecords(1);
+    assert.equal(rec!.end, 'backend-reset');
+  } finally {
+    await plane.close();
+    await be.close();
+  }
+});
