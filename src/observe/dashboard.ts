@@ -178,7 +178,9 @@ export function buildDashboard(src: DashboardSources): DashboardDoc {
       (t) => portOf(t.bind) === b.port && (b.address === null || t.bind === hp(b.address, b.port)),
     );
     const failure = serving?.bindFailures.find((f) => sameBind(f, b, serving));
-    const open = listening.filter((l) => l.port === b.port && (b.address === null || l.address === b.address));
+    const open = listening.filter(
+      (l) => l.port === b.port && (b.address === null || l.address === b.address),
+    );
     return {
       // The default addresses (`address: null`) are shown as what they resolved to.
       bind:
@@ -828,7 +830,7 @@ export const DASHBOARD_CSP = [
   `script-src ${hash(SCRIPT)}`,
   `style-src ${hash(STYLE)}`,
   "connect-src 'self'",
-  "img-src data:",
+  'img-src data:',
   "base-uri 'none'",
   "form-action 'none'",
   "frame-ancestors 'none'",

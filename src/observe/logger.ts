@@ -4,9 +4,20 @@ import pino, { type Logger } from 'pino';
 
 export type LogFormat = 'json' | 'text';
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 
-export function createLogger(opts: { level?: string; format?: string; destination?: NodeJS.WritableStream }): Logger {
+export function createLogger(opts: {
+  level?: string;
+  format?: string;
+  destination?: NodeJS.WritableStream;
+}): Logger {
   const level = opts.level ?? process.env.SNIGATE_LOG_LEVEL ?? 'info';
   const format = (opts.format ?? process.env.SNIGATE_LOG_FORMAT ?? 'json') as LogFormat;
   const out = opts.destination ?? process.stdout;
@@ -23,7 +34,9 @@ export function createLogger(opts: { level?: string; format?: string; destinatio
             .filter(([, v]) => v !== null && v !== undefined)
             .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
             .join(' ');
-          out.write(`${time} ${(LEVEL_NAMES[lv as number] ?? lv)?.toString().padEnd(5)} ${msg ?? ''}${kv ? ` ${kv}` : ''}\n`);
+          out.write(
+            `${time} ${(LEVEL_NAMES[lv as number] ?? lv)?.toString().padEnd(5)} ${msg ?? ''}${kv ? ` ${kv}` : ''}\n`,
+          );
         } catch {
           out.write(`${line}\n`);
         }

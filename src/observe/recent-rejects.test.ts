@@ -26,7 +26,15 @@ function record(over: Partial<ConnectionRecord>): ConnectionRecord {
 }
 
 const reject = (over: Partial<ConnectionRecord>) =>
-  record({ route: null, backend: null, endpoint: null, listener: null, bytesOut: 0, end: 'no-route', ...over });
+  record({
+    route: null,
+    backend: null,
+    endpoint: null,
+    listener: null,
+    bytesOut: 0,
+    end: 'no-route',
+    ...over,
+  });
 
 describe('LiveTraffic', () => {
   it('counts open connections per bind and ended ones per route and backend', () => {
@@ -36,12 +44,20 @@ describe('LiveTraffic', () => {
     ev.connectionOpened('0.0.0.0:443');
     ev.connectionOpened('[::]:443');
     ev.connectionClosed(record({}));
-    ev.connectionClosed(record({ bind: '[::]:443', backend: 'Service/default/b:443', bytesIn: 1, bytesOut: 2 }));
+    ev.connectionClosed(
+      record({ bind: '[::]:443', backend: 'Service/default/b:443', bytesIn: 1, bytesOut: 2 }),
+    );
     assert.deepEqual(t.binds(), [
       { bind: '0.0.0.0:443', active: 1, accepted: 2 },
       { bind: '[::]:443', active: 0, accepted: 1 },
     ]);
-    assert.deepEqual(t.route('TLSRoute/default/a'), { total: 2, failed: 0, bytesIn: 101, bytesOut: 202, lastAt: 1000 });
+    assert.deepEqual(t.route('TLSRoute/default/a'), {
+      total: 2,
+      failed: 0,
+      bytesIn: 101,
+      bytesOut: 202,
+      lastAt: 1000,
+    });
     assert.equal(t.backend('TLSRoute/default/a', 'Service/default/a:443')?.total, 1);
     assert.equal(t.backend('TLSRoute/default/a', 'Service/default/b:443')?.bytesOut, 2);
     assert.equal(t.route('TLSRoute/default/none'), null);

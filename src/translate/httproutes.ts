@@ -127,7 +127,7 @@ function annotationExtras(route: HTTPRoute, diags: Diagnostic[]): Extras {
       object,
       message: `${NGINX}proxy-read-timeout / proxy-send-timeout are whole seconds, e.g. "60"`,
     });
-  } else if (secs.length > 0) out.backendTimeoutMs = secs.reduce((x, y) => (x > y ? x : y)) * 1000;
+  } else if (secs.length > 0) out.backendTimeoutMs = secs.sort((a, b) => b - a)[0]! * 1000;
   return out;
 }
 
