@@ -350,6 +350,9 @@ export interface BackendTrafficPolicy extends KubeObject {
         timeout?: string;
         unhealthyThreshold?: number;
         healthyThreshold?: number;
+        /** TCP (default): connect only. HTTP: GET `http.path`, healthy on `http.expectedStatuses` (default 200-399). */
+        type?: 'TCP' | 'HTTP';
+        http?: { path?: string; host?: string; expectedStatuses?: number[] };
       };
     };
     proxyProtocol?: { version: 'V1' | 'V2' };

@@ -47,6 +47,32 @@ export function validateBackendTrafficPolicy(c: Checker, o: Obj): void {
       if (active[k] !== undefined) duration(c, active[k], `spec.healthCheck.active.${k}`);
     c.int(active.unhealthyThreshold, 'spec.healthCheck.active.unhealthyThreshold', { min: 1, max: 100 });
     c.int(active.healthyThreshold, 'spec.healthCheck.active.healthyThreshold', { min: 1, max: 100 });
+    const type = c.str(active.type, 'spec.healthCheck.active.type', { enum: ['TCP', 'HTTP'] });
+    const http = c.obj(active.http, 'spec.healthCheck.active.http');
+    if (http && type !== 'HTTP') {
+      c.error(
+        'spec.healthCheck.active.http',
+        'only used with type: HTTP',
+        'add `type: HTTP`, or remove `http`',
+      );
+    }
+    if (http) {
+      c.str(http.path, 'spec.healthCheck.active.http.path', {
+        pattern: /^\/[\x21-\x7e]*$/,
+        patternText: 'must start with / and contain no spaces or control characters',
+      });
+      c.str(http.host, 'spec.healthCheck.active.http.host', {
+        min: 1,
+        max: 253,
+        pattern: /^[A-Za-z0-9.:[\]-]+$/,
+        patternText: 'must be a host name',
+      });
+      c.arr(http.expectedStatuses, 'spec.healthCheck.active.http.expectedStatuses', { max: 16 }).forEach(
+        (v, i) => {
+          c.int(v, `spec.healthCheck.active.http.expectedStatuses[${i}]`, { min: 100, max: 599 });
+        },
+      );
+    }
   }
   const pp = c.obj(spec.proxyProtocol, 'spec.proxyProtocol');
   if (pp) c.str(pp.version, 'spec.proxyProtocol.version', { required: true, enum: ['V1', 'V2'] });

@@ -90,3 +90,40 @@ test('active checks: a closed port goes unhealthy, a listening one comes back', 
     server.close();
   }
 });
+
+test('HTTP checks: the status line decides (503 unhealthy, 200 healthy again), the request carries path and Host', async () => {
+  const { createServer } = await import('node:http');
+  let status = 503;
+  const seen: string[] = [];
+  const srv = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.host}`);
+    res.writeHead(status).end();
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as net.AddressInfo).port;
+  const check: HealthCheck = {
+    intervalMs: 30,
+    timeoutMs: 500,
+    unhealthyThreshold: 1,
+    healthyThreshold: 1,
+    http: { path: '/healthz', host: 'api.internal', expectedStatuses: [] },
+  };
+  const h = new HealthRegistry();
+  const k = `127.0.0.1:${port}`;
+  try {
+    h.sync(watch([['127.0.0.1', port, check]]));
+    const until = async (want: boolean) => {
+      for (let i = 0; i < 100 && h.isHealthy(k) !== want; i++) await new Promise((r) => setTimeout(r, 20));
+      return h.isHealthy(k);
+    };
+    assert.equal(await until(false), false, '503 is unhealthy although the port accepts connections');
+    assert.equal(h.snapshot()[0]?.lastError, 'HTTP 503');
+    status = 200;
+    assert.equal(await until(true), true);
+    assert.ok(seen.includes('GET /healthz api.internal'), seen.join(', '));
+  } finally {
+    h.close();
+    srv.close();
+  }
+});

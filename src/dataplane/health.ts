@@ -1,4 +1,4 @@
-/** Endpoint health, keyed by `address:port` so it survives table swaps: passive marking and active TCP checks. */
+/** Endpoint health, keyed by `address:port` so it survives table swaps: passive marking and active TCP or HTTP checks. */
 import net from 'node:net';
 import type { Endpoint, HealthCheck } from '../table/types.ts';
 
@@ -186,7 +186,33 @@ export class HealthRegistry implements HealthView {
     const sock = net.connect({ host: s.endpoint.address, port: s.endpoint.port, timeout: check.timeoutMs });
     sock.unref();
     s.probe = sock;
-    sock.once('connect', () => done(true, ''));
+    const http = check.http;
+    if (http === undefined) sock.once('connect', () => done(true, ''));
+    else {
+      // HTTP check: the status line of a GET decides; anything else (reset, garbage, timeout) is a failure.
+      sock.once('connect', () => {
+        const host =
+          http.host || (s.endpoint.address.includes(':') ? `[${s.endpoint.address}]` : s.endpoint.address);
+        sock.write(
+          `GET ${http.path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: snigate-health-check\r\nConnection: close\r\n\r\n`,
+        );
+      });
+      let head = '';
+      sock.on('data', (chunk: Buffer) => {
+        head += chunk.toString('latin1', 0, Math.min(chunk.length, 256));
+        const eol = head.indexOf('\r\n');
+        if (eol < 0 && head.length < 256) return;
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+        if (!m) return done(false, 'not an HTTP response');
+        const status = Number(m[1]);
+        const ok =
+          http.expectedStatuses.length > 0
+            ? http.expectedStatuses.includes(status)
+            : status >= 200 && status < 400;
+        done(ok, ok ? '' : `HTTP ${status}`);
+      });
+      sock.once('end', () => done(false, 'closed before a status line'));
+    }
     sock.once('timeout', () => done(false, 'ETIMEDOUT'));
     sock.on('error', (err: NodeJS.ErrnoException) => done(false, err.code ?? err.message));
   }
@@ -206,6 +232,7 @@ function sameCheck(a: HealthCheck | null, b: HealthCheck | null): boolean {
     a.intervalMs === b.intervalMs &&
     a.timeoutMs === b.timeoutMs &&
     a.unhealthyThreshold === b.unhealthyThreshold &&
-    a.healthyThreshold === b.healthyThreshold
+    a.healthyThreshold === b.healthyThreshold &&
+    JSON.stringify(a.http ?? null) === JSON.stringify(b.http ?? null)
   );
 }

@@ -1,7 +1,7 @@
 /** The DataPlane: listens per bind, swaps compiled tables atomically, drains, shuts down. */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { BackendSet, Bind, RoutingTable } from '../table/types.ts';
+import type { Backend, BackendSet, Bind, RoutingTable } from '../table/types.ts';
 import { Balancer } from './balancer.ts';
 import { hostPort } from './conn-log.ts';
 import { type BindRuntime, type CompiledState, Connection, type HandOff, type Shared } from './connection.ts';
@@ -230,6 +230,15 @@ function key(host: string, port: number): string {
   return `${host}|${port}`;
 }
 
+function watch(backends: readonly Backend[], watched: Map<string, WatchedEndpoint>): void {
+  for (const b of backends) {
+    for (const e of b.endpoints) {
+      const k = endpointKey(e);
+      if (!watched.has(k)) watched.set(k, { endpoint: e, check: b.policy.healthCheck });
+    }
+  }
+}
+
 function compileState(
   bind: Bind,
   health: HealthRegistry,
@@ -241,13 +250,10 @@ function compileState(
     for (const route of listener.routes) {
       if (balancers.has(route.backends)) continue;
       balancers.set(route.backends, new Balancer(route.backends, health, random));
-      for (const b of route.backends.backends) {
-        for (const e of b.endpoints) {
-          const k = endpointKey(e);
-          if (!watched.has(k)) watched.set(k, { endpoint: e, check: b.policy.healthCheck });
-        }
-      }
+      watch(route.backends.backends, watched);
     }
+    // Terminated HTTP backends are checked too (TCP, or HTTP with a BackendTrafficPolicy type: HTTP).
+    for (const vhost of listener.http ?? []) for (const rule of vhost.rules) watch(rule.backends, watched);
   }
   return { compiled: compileBind(bind), balancers };
 }

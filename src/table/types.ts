@@ -274,11 +274,13 @@ export interface BackendPolicy {
 }
 
 export interface HealthCheck {
-  /** Active TCP connect check. */
+  /** Active check: a TCP connect, or with `http` an HTTP/1.1 GET whose status must be expected. */
   intervalMs: number;
   timeoutMs: number;
   unhealthyThreshold: number;
   healthyThreshold: number;
+  /** HTTP check (terminated backends): plain HTTP/1.1 GET `path` with `Host: host`; healthy on these statuses. */
+  http?: { path: string; host: string; expectedStatuses: number[] };
 }
 
 export const DEFAULT_CLIENT_SETTINGS: ClientSettings = {

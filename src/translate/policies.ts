@@ -331,6 +331,13 @@ function applyBackend(base: BackendPolicy, p: BackendTrafficPolicy): BackendPoli
         unhealthyThreshold: active.unhealthyThreshold ?? b.unhealthyThreshold,
         healthyThreshold: active.healthyThreshold ?? b.healthyThreshold,
       };
+      if (active.type === 'HTTP') {
+        healthCheck.http = {
+          path: active.http?.path ?? '/',
+          host: active.http?.host ?? '',
+          expectedStatuses: active.http?.expectedStatuses ?? [],
+        };
+      } else if (active.type === undefined && b.http) healthCheck.http = b.http;
     }
   }
   return {
