@@ -60,7 +60,8 @@ async function main(): Promise<void> {
   const versions = await toolVersions();
   const certs = await peers.makeCerts(dir);
   const originPort = await freePort();
-  const origin = await peers.startOrigin(dir, originPort, certs);
+  const originHttpPort = await freePort();
+  const origin = await peers.startOrigin(dir, originPort, certs, originHttpPort);
 
   const ports = {
     haproxy: await freePort(),
@@ -103,6 +104,33 @@ async function main(): Promise<void> {
   const targets = ['direct', 'snigate', 'haproxy', 'nginx-stream', 'sniproxy'];
   const proxies = targets.filter((t) => t !== 'direct');
 
+  // TLS termination: each proxy terminates for SNI and proxies HTTP/1.1 to the origin's plain-HTTP port.
+  // Target names are the metric's own ('haproxy' so the × HAProxy column works within the phase).
+  const termPort: Record<string, number> = {
+    snigate: await freePort(),
+    'snigate + WAF': await freePort(),
+    haproxy: await freePort(),
+    nginx: await freePort(),
+  };
+  const termProcs: Record<string, Spawned> = {
+    haproxy: await peers.startHaproxyTerm(dir, termPort.haproxy!, originHttpPort, certs),
+    nginx: await peers.startNginxTerm(dir, termPort.nginx!, originHttpPort, certs),
+  };
+  for (const [name, waf] of [
+    ['snigate', false],
+    ['snigate + WAF', true],
+  ] as const) {
+    const m = join(dir, waf ? 'manifests-term-waf' : 'manifests-term');
+    peers.writeSnigateTermManifests(m, termPort[name]!, originHttpPort, certs, waf);
+    termProcs[name] = await peers.startSnigate(
+      waf ? 'snigate-term-waf' : 'snigate-term',
+      m,
+      termPort[name]!,
+      join(dir, waf ? 'snigate-term-waf.log' : 'snigate-term.log'),
+    );
+  }
+  const termTargets = Object.keys(termPort);
+
   // 1. Memory per idle connection, on fresh processes (before any load grows their heaps).
   const idle: Record<string, Awaited<ReturnType<typeof idleMemory>>> = {};
   for (const t of proxies) {
@@ -116,6 +144,7 @@ async function main(): Promise<void> {
     await newConnections(portOf[t]!, 200);
     await keepAlive(dir, portOf[t]!, 1);
   }
+  for (const t of termTargets) await keepAlive(dir, termPort[t]!, 1);
 
   // 3. Throughput runs: targets interleaved, order rotated every run; proxy CPU from /proc per phase.
   const samples: Samples = {};
@@ -157,6 +186,26 @@ async function main(): Promise<void> {
       if (pid) add('cpuGB', t, r, (c1 - c0) / (b.bytes / 1e9));
       if (b.errors > 0) failures.push(`run ${r + 1} ${t} bulk: ${b.errors} errors`);
     }
+    const termOrder = [
+      ...termTargets.slice(r % termTargets.length),
+      ...termTargets.slice(0, r % termTargets.length),
+    ];
+    for (const t of termOrder) {
+      const pid = termProcs[t]!.pid;
+      const c0 = treeCpuMs(pid);
+      const ka = await keepAlive(dir, termPort[t]!, cfg.keepAliveS);
+      const c1 = treeCpuMs(pid);
+      add('termKa', t, r, ka.requests / ka.seconds);
+      add('termP99', t, r, ka.p99ms);
+      add('termCpuReq', t, r, ((c1 - c0) * 1000) / ka.requests);
+      if (ka.errors > 0) failures.push(`run ${r + 1} ${t} terminating keep-alive: ${ka.errors} errors`);
+    }
+    add(
+      'wafCpu',
+      'snigate + WAF',
+      r,
+      samples.termCpuReq!['snigate + WAF']![r]! - samples.termCpuReq!.snigate![r]!,
+    );
   }
   for (const t of proxies) add('idleKB', t, 0, idle[t]!.kbPerConn);
 
@@ -169,6 +218,18 @@ async function main(): Promise<void> {
     { key: 'cpuConn', label: 'proxy CPU µs / new connection', higherBetter: false },
     { key: 'cpuReq', label: 'proxy CPU µs / keep-alive request', higherBetter: false },
     { key: 'cpuGB', label: 'proxy CPU ms / GB', higherBetter: false },
+    { key: 'termKa', label: 'TLS termination: keep-alive HTTPS req/s', higherBetter: true },
+    { key: 'termP99', label: 'TLS termination: keep-alive p99 ms', higherBetter: false },
+    {
+      key: 'termCpuReq',
+      label: 'TLS termination: proxy CPU µs / keep-alive request',
+      higherBetter: false,
+    },
+    {
+      key: 'wafCpu',
+      label: 'WAF cost: extra snigate CPU µs / request (+ WAF − without)',
+      higherBetter: false,
+    },
     {
       key: 'idleKB',
       label: `proxy RSS KB / idle connection (${cfg.idleN} held, one measurement)`,
@@ -185,7 +246,11 @@ async function main(): Promise<void> {
     `Runs: ${cfg.runs}; new connections ${2 * cfg.newConnPerProc}/target/run (2 × h2load -t1 -c8), keep-alive ${cfg.keepAliveS} s (wrk -t2 -c64), bulk ${cfg.bulkS} s (wrk -t1 -c4, 4 MiB responses). snigate at --log-level warn unless named "(info log)". Every proxy: 1 process / 1 thread / 1 worker.`,
   );
   say();
-  say(ratioTable(metrics, [...targets, 'snigate (info log)'], samples));
+  say(
+    `TLS termination rows: each proxy terminates TLS for ${peers.SNI} (ECDSA P-256) and proxies HTTP/1.1 to the origin's plain-HTTP port with upstream keep-alive: snigate (HTTPS listener + HTTPRoute), "snigate + WAF" (the same plus a SecurityPolicy: WAF, CRS paranoia 1, Block), HAProxy \`mode http\` (\`bind ssl crt\`), nginx \`http\` (\`listen ssl\`, \`proxy_pass\`, \`keepalive 64\`); load as keep-alive above (wrk -t2 -c64, ${cfg.keepAliveS} s, GET /small).`,
+  );
+  say();
+  say(ratioTable(metrics, [...targets, 'snigate (info log)', 'snigate + WAF', 'nginx'], samples));
   say();
   say(
     failures.length === 0
@@ -271,7 +336,7 @@ async function main(): Promise<void> {
     say();
   }
 
-  await peers.stopAll([...Object.values(procs), origin]);
+  await peers.stopAll([...Object.values(procs), ...Object.values(termProcs), origin]);
 
   // 7. Routing-table scale, one child process per size (bounded by a timeout).
   say('### Routing table scale (in-process, src/translate + src/dataplane)');

@@ -1,5 +1,5 @@
 /** The targets side by side: the nginx HTTPS origin, and snigate, HAProxy, nginx stream, sniproxy in SNI passthrough. */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type Spawned, startProcess, stopProcess, waitForPort } from './proc.ts';
 
@@ -61,6 +61,7 @@ export async function startOrigin(
   dir: string,
   port: number,
   certs: { cert: string; key: string },
+  httpPort?: number,
 ): Promise<Spawned> {
   const root = join(dir, 'www');
   mkdirSync(root, { recursive: true });
@@ -84,6 +85,15 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     root ${root};
     location = ${SMALL_PATH} { default_type text/plain; return 200 "ok\\n"; }
+  }${
+    httpPort === undefined
+      ? ''
+      : `
+  server {
+    listen 127.0.0.1:${httpPort} backlog=4096;
+    root ${root};
+    location = ${SMALL_PATH} { default_type text/plain; return 200 "ok\\n"; }
+  }`
   }
 }
 `;
@@ -96,7 +106,203 @@ http {
     join(dir, 'origin.out'),
   );
   await waitForPort(port);
+  if (httpPort !== undefined) await waitForPort(httpPort);
   return p;
+}
+
+/** HAProxy 2.6 `mode http` terminating TLS (`bind ... ssl crt`), proxying to the plain-HTTP origin; one thread. */
+export async function startHaproxyTerm(
+  dir: string,
+  port: number,
+  originHttp: number,
+  certs: { cert: string; key: string },
+): Promise<Spawned> {
+  const pem = join(dir, 'haproxy-term.pem');
+  writeFileSync(pem, `${readFileSync(certs.cert, 'utf8')}${readFileSync(certs.key, 'utf8')}`);
+  const conf = `global
+  maxconn 4000
+  nbthread 1
+  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 600s
+  timeout server 600s
+  timeout http-keep-alive 600s
+frontend fe
+  bind 127.0.0.1:${port} ssl crt ${pem} alpn http/1.1
+  default_backend origin
+backend origin
+  server o1 127.0.0.1:${originHttp}
+`;
+  const file = join(dir, `haproxy-term-${port}.cfg`);
+  writeFileSync(file, conf);
+  const p = startProcess(
+    'haproxy-term',
+    'haproxy',
+    ['-db', '-f', file],
+    join(dir, `haproxy-term-${port}.out`),
+  );
+  await waitForPort(port);
+  return p;
+}
+
+/** nginx `http` terminating TLS, proxy_pass to the plain-HTTP origin with upstream keep-alive; one worker. */
+export async function startNginxTerm(
+  dir: string,
+  port: number,
+  originHttp: number,
+  certs: { cert: string; key: string },
+): Promise<Spawned> {
+  const tmp = join(dir, 'nginx-term-tmp');
+  mkdirSync(tmp, { recursive: true });
+  const conf = `${nginxCommon(dir, 'term')}
+worker_processes 1;
+events { worker_connections 30000; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fcgi;
+  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
+  keepalive_timeout 600s; keepalive_requests 100000000;
+  upstream origin { server 127.0.0.1:${originHttp}; keepalive 64; keepalive_requests 100000000; }
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    server_name ${SNI};
+    ssl_certificate ${certs.cert}; ssl_certificate_key ${certs.key};
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }
+  }
+}
+`;
+  const file = join(dir, 'term.conf');
+  writeFileSync(file, conf);
+  const p = startProcess(
+    'nginx-term',
+    'nginx',
+    ['-p', dir, '-e', join(dir, 'term.error.log'), '-c', file],
+    join(dir, 'term.out'),
+  );
+  await waitForPort(port);
+  return p;
+}
+
+/**
+ * snigate terminating TLS: Gateway with an HTTPS listener (certificate from a kubernetes.io/tls Secret),
+ * an HTTPRoute to the plain-HTTP origin, and with `waf` a SecurityPolicy enabling the WAF (CRS
+ * paranoia 1, Block) on that listener.
+ */
+export function writeSnigateTermManifests(
+  dir: string,
+  port: number,
+  originHttp: number,
+  certs: { cert: string; key: string },
+  waf: boolean,
+): void {
+  mkdirSync(dir, { recursive: true });
+  const indent = (pem: string): string =>
+    pem
+      .trim()
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
+  const gateway = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: bench-term
+  namespace: default
+spec:
+  gatewayClassName: snigate
+  listeners:
+    - name: https
+      protocol: HTTPS
+      port: ${port}
+      hostname: "${SNI}"
+      tls:
+        mode: Terminate
+        certificateRefs:
+          - kind: Secret
+            name: bench-tls
+      allowedRoutes:
+        kinds:
+          - kind: HTTPRoute
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-tls
+  namespace: default
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+${indent(readFileSync(certs.cert, 'utf8'))}
+  tls.key: |
+${indent(readFileSync(certs.key, 'utf8'))}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: origin-http
+  namespace: default
+spec:
+  ports:
+    - name: http
+      port: 80
+      targetPort: ${originHttp}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: origin-http-bench
+  namespace: default
+  labels:
+    kubernetes.io/service-name: origin-http
+addressType: IPv4
+ports:
+  - name: http
+    port: ${originHttp}
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: { ready: true }
+`;
+  const route = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: bench-term
+  namespace: default
+spec:
+  parentRefs:
+    - name: bench-term
+      sectionName: https
+  hostnames:
+    - "${SNI}"
+  rules:
+    - backendRefs:
+        - name: origin-http
+          port: 80
+`;
+  writeFileSync(join(dir, 'gateway.yaml'), gateway);
+  writeFileSync(join(dir, 'route.yaml'), route);
+  if (waf)
+    writeFileSync(
+      join(dir, 'security.yaml'),
+      `apiVersion: gateway.snigate.io/v1alpha1
+kind: SecurityPolicy
+metadata: { name: bench-waf, namespace: default }
+spec:
+  targetRefs:
+    - { group: gateway.networking.k8s.io, kind: Gateway, name: bench-term, sectionName: https }
+  waf:
+    mode: Block
+    paranoiaLevel: 1
+`,
+    );
 }
 
 /** HAProxy 2.6 `mode tcp`, routing on req.ssl_sni; one thread (like snigate's one event loop). */
