@@ -116,7 +116,7 @@ describe('RedisLimiter on a real redis-server', () => {
   test('two processes sharing one redis hold the combined burst exactly', async (t) => {
     // 1 token per minute: during the few seconds of the test at most one token is added.
     const policy: RateLimitPolicy = { rate: 1, period: 'minute', burst: 50 };
-    const startAt = Date.now() + 1000;
+    const startAt = Date.now() + 2000;
     const [a, b] = await Promise.all([
       runChild(redis.port, 'two-burst', policy, startAt, 100, 10_000),
       runChild(redis.port, 'two-burst', policy, startAt, 100, 10_000),
@@ -124,8 +124,10 @@ describe('RedisLimiter on a real redis-server', () => {
     assert.equal(a.failed + b.failed, 0);
     const allowed = a.allowed + b.allowed;
     t.diagnostic(`burst 50: combined ${allowed} allowed (a ${a.allowed}, b ${b.allowed}) of 200`);
+    // 200 requests against one shared bucket of 50: separate buckets would have let up to 100 through.
+    // Which process gets the tokens depends on scheduling (on a loaded machine one child may start late
+    // and find the bucket empty), so only the combined figure is asserted.
     assert.ok(allowed >= 50 && allowed <= 51, `combined ${allowed} (a ${a.allowed}, b ${b.allowed})`);
-    assert.ok(a.allowed > 0 && b.allowed > 0, 'both replicas drew from the bucket');
     assert.equal(a.allowed + a.denied + b.allowed + b.denied, 200);
   });
 
