@@ -203,68 +203,18 @@ export interface TlsServerOptions {
   host?: string;
 }
 
-export async function startRedisTls(opts: TlsServerOptions): Promise<RunningServer> {
+/** A redis-server without persistence; `portArgs` say how it listens (plain port, or TLS port + certificates). */
+async function startRedisWith(
+  host: string,
+  fixedPort: number | undefined,
+  portArgs: (port: number) => string[],
+): Promise<RunningServer> {
   if (!commandExists('redis-server')) throw new Error(`redis-server is not installed: ${SETUP_HINT}`);
-  const host = opts.host ?? '127.0.0.1';
-  const dir = mkdtempSync(join(tmpdir(), 'snigate-redis-'));
-  try {
-    return await withPortRetry(async (port) => {
-      const args = ['--port', '0', '--tls-port', String(port), '--bind', host, '--dir', dir]
-        .concat(['--tls-cert-file', opts.cert.certFile, '--tls-key-file', opts.cert.keyFile])
-        .concat(['--tls-ca-cert-file', opts.caFile, '--tls-auth-clients', 'no'])
-        .concat([
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-          '--daemonize',
-          'no',
-          '--logfile',
-          '',
-          '--loglevel',
-          'notice',
-        ]);
-      const { child, output } = await startDaemon({
-        cmd: 'redis-server',
-        args,
-        cwd: dir,
-        readyLine: /Ready to accept connections/,
-        timeoutMs: 10_000,
-      });
-      return {
-        port,
-        host,
-        output,
-        stop: async () => {
-          await stopChild(child, 'SIGTERM', 5000);
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    }, host);
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-/** A plain-TCP redis-server (no persistence) on a free port, or on `port` (e.g. to restart one on the same port). */
-export async function startRedis(opts: { host?: string; port?: number } = {}): Promise<RunningServer> {
-  if (!commandExists('redis-server')) throw new Error(`redis-server is not installed: ${SETUP_HINT}`);
-  const host = opts.host ?? '127.0.0.1';
   const dir = mkdtempSync(join(tmpdir(), 'snigate-redis-'));
   const start = async (port: number): Promise<RunningServer> => {
-    const args = ['--port', String(port), '--bind', host, '--dir', dir].concat([
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-      '--logfile',
-      '',
-      '--loglevel',
-      'notice',
-    ]);
+    const args = [...portArgs(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no'].concat(
+      ['--daemonize', 'no', '--logfile', '', '--loglevel', 'notice'],
+    );
     const { child, output } = await startDaemon({
       cmd: 'redis-server',
       args,
@@ -283,11 +233,33 @@ export async function startRedis(opts: { host?: string; port?: number } = {}): P
     };
   };
   try {
-    return opts.port !== undefined ? await start(opts.port) : await withPortRetry(start, host);
+    return fixedPort !== undefined ? await start(fixedPort) : await withPortRetry(start, host);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+export function startRedisTls(opts: TlsServerOptions): Promise<RunningServer> {
+  return startRedisWith(opts.host ?? '127.0.0.1', undefined, (port) => [
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    opts.cert.certFile,
+    '--tls-key-file',
+    opts.cert.keyFile,
+    '--tls-ca-cert-file',
+    opts.caFile,
+    '--tls-auth-clients',
+    'no',
+  ]);
+}
+
+/** A plain-TCP redis-server (no persistence) on a free port, or on `port` (e.g. to restart one on the same port). */
+export function startRedis(opts: { host?: string; port?: number } = {}): Promise<RunningServer> {
+  return startRedisWith(opts.host ?? '127.0.0.1', opts.port, (port) => ['--port', String(port)]);
 }
 
 /** Newest /usr/lib/postgresql/<major>/bin that has a postgres binary (Debian keeps them off PATH). */
