@@ -128,6 +128,29 @@ describe('Metrics from synthetic events', () => {
     assert.doesNotMatch(body, /process_cpu/, 'default metrics were turned off');
   });
 
+  it('counts HTTP requests by route and code, and what the gateway answered itself by reason', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    m.httpRequest({ route: 'HTTPRoute/default/api', status: 200, durationMs: 12, error: null });
+    m.httpRequest({
+      route: 'HTTPRoute/default/api',
+      status: 403,
+      durationMs: 2,
+      error: 'waf-blocked: 942100 949110',
+    });
+    m.httpRequest({ route: null, status: 404, durationMs: 1, error: 'no-route' });
+    m.httpRequest({ route: null, status: 400, durationMs: 1, error: 'Weird <script> text' });
+    const text = await m.scrape().then((r) => r.body);
+    assert.match(text, /snigate_http_requests_total\{route="HTTPRoute\/default\/api",code="200"\} 1/);
+    assert.match(text, /snigate_http_gateway_answers_total\{reason="waf-blocked"\} 1/);
+    assert.match(text, /snigate_http_gateway_answers_total\{reason="no-route"\} 1/);
+    assert.match(
+      text,
+      /snigate_http_gateway_answers_total\{reason="other"\} 1/,
+      'free text never becomes a label',
+    );
+    assert.ok(!text.includes('script'));
+  });
+
   it('reads endpoint health from the live registry at scrape time, dropping removed endpoints', async () => {
     const m = new Metrics({ defaultMetrics: false });
     m.healthChanged('10.0.0.9:1', false);

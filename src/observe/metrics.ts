@@ -73,6 +73,7 @@ export class Metrics implements DataPlaneEvents {
   readonly #requestSeconds: Histogram<'route'>;
   readonly #handshakes: Counter<'listener' | 'result'>;
   readonly #misdirected: Counter<'listener'>;
+  readonly #answered: Counter<'reason'>;
 
   readonly #cache = new Map<string, Inc>();
   #healthSource: EndpointHealthSource | null = null;
@@ -176,6 +177,12 @@ export class Metrics implements DataPlaneEvents {
       labelNames: ['listener', 'result'],
       registers,
     });
+    this.#answered = new Counter({
+      name: 'snigate_http_gateway_answers_total',
+      help: 'HTTP requests the gateway answered itself instead of a backend, by reason (no-route, waf-blocked, rate-limited, body-too-large, connect-failed, request-timeout, ...).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#misdirected = new Counter({
       name: 'snigate_http_misdirected_requests_total',
       help: 'Requests answered 421: the Host belongs to another listener than the connection was made for.',
@@ -203,11 +210,22 @@ export class Metrics implements DataPlaneEvents {
   }
 
   /** One finished HTTP request (the access-log record). */
-  readonly httpRequest = (r: { route: string | null; status: number; durationMs: number }): void => {
+  readonly httpRequest = (r: {
+    route: string | null;
+    status: number;
+    durationMs: number;
+    error?: string | null;
+  }): void => {
     const route = r.route ?? '';
     const code = String(r.status);
     this.#child(this.#requests, `q\0${route}\0${code}`, [route, code]).inc();
     this.#requestSeconds.labels(route).observe(r.durationMs / 1000);
+    if (r.error) {
+      // The reason is the error's prefix ("waf-blocked: 942100 ..." → waf-blocked): a bounded set of words.
+      const head = r.error.split(':', 1)[0]!.trim();
+      const reason = /^[a-z][a-z0-9-]{1,31}$/.test(head) ? head : 'other';
+      this.#child(this.#answered, `e\0${reason}`, [reason]).inc();
+    }
   };
 
   readonly tlsHandshake = (listener: string, result: 'ok' | 'failed' | 'timeout'): void => {
