@@ -18,6 +18,11 @@ import { type CompiledBind, routeKey } from './sni-router.ts';
 export interface CompiledState {
   compiled: CompiledBind;
   balancers: Map<BackendSet, Balancer>;
+  /**
+   * Open connections of the table bind (address, port), shared by its sockets (0.0.0.0 and :: for the
+   * default address) and kept across swaps: ClientTrafficPolicy's connection limit is per port.
+   */
+  active: { n: number };
 }
 
 /** What a terminating path receives when the chosen listener is not passthrough. */
@@ -76,6 +81,8 @@ let nextConnId = 1;
 export class Connection {
   readonly connId = nextConnId++;
   readonly #rt: BindRuntime;
+  /** The counter this connection was counted in (the state may be swapped before it ends). */
+  #active: { n: number } = { n: 0 };
   readonly #socket: net.Socket;
   readonly #startedAt = performance.now();
   #clientAddress = '';
@@ -107,6 +114,8 @@ export class Connection {
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
     this.#rt.connections.add(this);
+    this.#active = this.#rt.state.active;
+    this.#active.n++;
     this.#rt.shared.events.connectionOpened(this.#rt.display);
     try {
       this.#begin();
@@ -134,7 +143,7 @@ export class Connection {
     this.#clientAddress = socket.remoteAddress ?? '';
     this.#clientPort = socket.remotePort ?? 0;
     const max = bind.client.maxConnections;
-    if (max > 0 && this.#rt.connections.size > max) {
+    if (max > 0 && this.#active.n > max) {
       this.#reject('max-connections', null);
       return;
     }
@@ -354,6 +363,7 @@ export class Connection {
     this.#finished = true;
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     this.#rt.connections.delete(this);
+    this.#active.n--;
     const hello = this.#reader?.hello ?? null;
     const route = this.#route?.route;
     const record: ConnectionRecord = {

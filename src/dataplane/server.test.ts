@@ -247,3 +247,54 @@ test('DataPlane without events or handOff still constructs and shuts down cleanl
   await dp.apply({ binds: [] });
   await dp.shutdown(0);
 });
+
+test('the connection limit is per port: both sockets of a dual-stack bind count together', async (t) => {
+  const probe = net.createServer();
+  const v6 = await new Promise<boolean>((r) => {
+    probe.once('error', () => r(false));
+    probe.listen(0, '::1', () => probe.close(() => r(true)));
+  });
+  if (!v6) return t.skip('no IPv6 loopback');
+  const p = await startPlane(
+    {
+      binds: [
+        bind([listener('l', null, [route('a.example.com', 'exact', [backend('x', [ep(exact.port)])])])], {
+          address: null,
+          client: { maxConnections: 2, helloTimeoutMs: 5_000 },
+        }),
+      ],
+    },
+    { defaultAddresses: ['127.0.0.1', '::1'] },
+  );
+  const open: net.Socket[] = [];
+  const connect = (host: string, port: number) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host, port }, () => resolve(s));
+      s.once('error', reject);
+    });
+  try {
+    const addrs = p.dp.listening();
+    const v4 = addrs.find((a) => a.address === '127.0.0.1')!;
+    const v6a = addrs.find((a) => a.address === '::1')!;
+    open.push(await connect(v4.address, v4.port), await connect(v6a.address, v6a.port));
+    // Both wait for a ClientHello; a third, on either socket, is over the port's limit of 2.
+    await new Promise((r) => setTimeout(r, 100));
+    const third = await connect(v4.address, v4.port);
+    open.push(third);
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 2_000);
+      third.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      third.on('error', () => {});
+      third.resume();
+    });
+    assert.ok(closed, 'the third connection is closed at once');
+    const recs = await p.waitRecords(1);
+    assert.equal(recs[0]?.end, 'max-connections');
+  } finally {
+    for (const s of open) s.destroy();
+    await p.close();
+  }
+});

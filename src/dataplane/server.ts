@@ -47,6 +47,8 @@ export class DataPlane {
   /** Connections of binds that were removed: still ours to drain and shut down. */
   readonly #orphans = new Set<BindRuntime>();
   readonly #drainTimers = new Set<NodeJS.Timeout>();
+  /** Open connections per table bind (address|port), shared by its sockets and kept across swaps. */
+  readonly #active = new Map<string, { n: number }>();
   #closed = false;
   #applying: Promise<unknown> = Promise.resolve();
 
@@ -78,7 +80,10 @@ export class DataPlane {
     const wanted = new Map<string, { host: string; bind: Bind; state: CompiledState }>();
     const watched = new Map<string, WatchedEndpoint>();
     for (const bind of table.binds) {
-      const state = compileState(bind, this.#health, random, watched);
+      const ck = `${bind.address ?? '*'}|${bind.port}`;
+      let active = this.#active.get(ck);
+      if (active === undefined) this.#active.set(ck, (active = { n: 0 }));
+      const state = compileState(bind, this.#health, random, watched, active);
       const hosts = bind.address === null ? this.#opts.defaultAddresses : [bind.address];
       for (const host of hosts) wanted.set(key(host, bind.port), { host, bind, state });
     }
@@ -244,6 +249,7 @@ function compileState(
   health: HealthRegistry,
   random: () => number,
   watched: Map<string, WatchedEndpoint>,
+  active: { n: number },
 ): CompiledState {
   const balancers = new Map<BackendSet, Balancer>();
   for (const listener of bind.listeners) {
@@ -255,5 +261,5 @@ function compileState(
     // Terminated HTTP backends are checked too (TCP, or HTTP with a BackendTrafficPolicy type: HTTP).
     for (const vhost of listener.http ?? []) for (const rule of vhost.rules) watch(rule.backends, watched);
   }
-  return { compiled: compileBind(bind), balancers };
+  return { compiled: compileBind(bind), balancers, active };
 }
