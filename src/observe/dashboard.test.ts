@@ -436,6 +436,10 @@ spec:
       const shot2 = join(shots, 'dashboard-refused.png');
       await page.screenshot({ path: shot2, fullPage: true });
       t.diagnostic(`screenshot: ${shot2}`);
+      await page.emulateMedia({ colorScheme: 'dark' });
+      const shot3 = join(shots, 'dashboard-dark.png');
+      await page.screenshot({ path: shot3, fullPage: true });
+      t.diagnostic(`screenshot: ${shot3}`);
 
       assert.deepEqual(problems, []);
     } finally {
