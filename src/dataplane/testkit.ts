@@ -224,3 +224,25 @@ export function collect(s: net.Socket, timeoutMs = 3000): Promise<{ data: Buffer
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A complete connection record for tests of the event consumers; `over` sets what the test is about. */
+export function connectionRecord(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    connId: 1,
+    client: '203.0.113.9:5555',
+    bind: '0.0.0.0:443',
+    listener: 'default/gw/tls',
+    sni: 'a.example.com',
+    alpn: null,
+    route: 'TLSRoute/default/a',
+    backend: 'Service/default/a:443',
+    endpoint: '10.0.0.1:8443',
+    bytesIn: 100,
+    bytesOut: 200,
+    durationMs: 5,
+    helloMs: 1,
+    end: 'client-closed',
+    detail: null,
+    ...over,
+  };
+}

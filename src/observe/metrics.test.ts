@@ -10,8 +10,8 @@ import pino from 'pino';
 import { createCA } from '../../test/support/certs.ts';
 import { freePort } from '../../test/support/processes.ts';
 import { startGateway } from '../cli/run.ts';
-import type { ConnectionRecord } from '../dataplane/conn-log.ts';
 import { withDefaults } from '../dataplane/events.ts';
+import { connectionRecord } from '../dataplane/testkit.ts';
 import { Metrics } from './metrics.ts';
 
 /** Sum of every sample of `name` whose labels include all of `want`. */
@@ -32,26 +32,7 @@ function sample(body: string, name: string, want: Record<string, string> = {}): 
   return found ? total : Number.NaN;
 }
 
-function record(over: Partial<ConnectionRecord>): ConnectionRecord {
-  return {
-    connId: 1,
-    client: '203.0.113.9:5555',
-    bind: '0.0.0.0:443',
-    listener: 'default/gw/tls',
-    sni: 'a.example.com',
-    alpn: null,
-    route: 'TLSRoute/default/a',
-    backend: 'Service/default/a:443',
-    endpoint: '10.0.0.1:8443',
-    bytesIn: 100,
-    bytesOut: 200,
-    durationMs: 5,
-    helloMs: 1,
-    end: 'client-closed',
-    detail: null,
-    ...over,
-  };
-}
+const record = connectionRecord;
 
 describe('Metrics from synthetic events', () => {
   it('counts connections, rejects, bytes, hello time, connect failures, health, reloads, binds', async () => {

@@ -2,28 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConnectionRecord } from '../dataplane/conn-log.ts';
 import { withDefaults } from '../dataplane/events.ts';
+import { connectionRecord } from '../dataplane/testkit.ts';
 import { composeEvents, isRecordedFailure, LiveTraffic, MAX_SNI } from './recent-rejects.ts';
 
-function record(over: Partial<ConnectionRecord>): ConnectionRecord {
-  return {
-    connId: 1,
-    client: '203.0.113.9:5555',
-    bind: '0.0.0.0:443',
-    listener: 'default/gw/tls',
-    sni: 'a.example.com',
-    alpn: null,
-    route: 'TLSRoute/default/a',
-    backend: 'Service/default/a:443',
-    endpoint: '10.0.0.1:8443',
-    bytesIn: 100,
-    bytesOut: 200,
-    durationMs: 5,
-    helloMs: 1,
-    end: 'client-closed',
-    detail: null,
-    ...over,
-  };
-}
+const record = connectionRecord;
 
 const reject = (over: Partial<ConnectionRecord>) =>
   record({

@@ -1,4 +1,5 @@
 // End-to-end helpers: copy an example with real backend ports, run the real `snigate run` CLI, read its logs.
+
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,6 +7,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { ConnectionRecord } from '../../src/dataplane/conn-log.ts';
 import {
   type ClientResult,
   commandExists,
@@ -84,24 +86,8 @@ export function materializeExample(name: string, portMap: Record<number, number>
 /** One JSON log line of snigate. */
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
-/** The `connection` record (src/dataplane/conn-log.ts). */
-export interface ConnLog {
-  connId: number;
-  client: string;
-  bind: string;
-  listener: string | null;
-  sni: string | null;
-  alpn: string[] | null;
-  route: string | null;
-  backend: string | null;
-  endpoint: string | null;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-  helloMs: number | null;
-  end: string;
-  detail: string | null;
-}
+/** The `connection` log record: the product's own type, so the tests follow its fields. */
+export type ConnLog = ConnectionRecord;
 
 export interface Snigate {
   child: ChildProcess;
