@@ -5,6 +5,8 @@
  *   --runs N      throughput runs (default 5, quick 2)
  *   --no-profile  skip the CPU profiles of snigate
  *   --keep        keep the work directory in /tmp (configs, logs of every process)
+ *   --only LIST   run only these phases (comma-separated): idle, passthrough, terminate, maxidle, reload,
+ *                 profile, scale; for focused work on one figure (the report says which phases ran)
  * Prints markdown and writes it with the raw JSON to bench/results/.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,8 +27,18 @@ const { values } = parseArgs({
     runs: { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
+const PHASES = ['idle', 'passthrough', 'terminate', 'maxidle', 'reload', 'profile', 'scale'] as const;
+const only = values.only === undefined ? null : new Set(values.only.split(',').map((x) => x.trim()));
+for (const p of only ?? []) {
+  if (!(PHASES as readonly string[]).includes(p)) {
+    process.stderr.write(`bench: unknown phase "${p}" in --only (phases: ${PHASES.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const phase = (p: (typeof PHASES)[number]): boolean => only === null || only.has(p);
 const quick = values.quick === true;
 const cfg = {
   runs: Number(values.runs ?? (quick ? 2 : 5)),
@@ -37,7 +49,7 @@ const cfg = {
   maxIdleWanted: quick ? 3000 : 20_000,
   reloadS: quick ? 6 : 20,
   scale: quick ? [100, 10_000] : [100, 10_000, 100_000],
-  profile: !values['no-profile'],
+  profile: !values['no-profile'] && phase('profile'),
 };
 
 const out: string[] = [];
@@ -133,18 +145,18 @@ async function main(): Promise<void> {
 
   // 1. Memory per idle connection, on fresh processes (before any load grows their heaps).
   const idle: Record<string, Awaited<ReturnType<typeof idleMemory>>> = {};
-  for (const t of proxies) {
+  for (const t of phase('idle') ? proxies : []) {
     log(`idle memory: ${t}, ${cfg.idleN} connections`);
     idle[t] = await idleMemory(procs[t]!.pid, portOf[t]!, cfg.idleN);
   }
 
   // 2. Warm-up (JIT, caches), not measured.
   log('warm-up');
-  for (const t of [...targets, 'snigate (info log)']) {
+  for (const t of phase('passthrough') ? [...targets, 'snigate (info log)'] : []) {
     await newConnections(portOf[t]!, 200);
     await keepAlive(dir, portOf[t]!, 1);
   }
-  for (const t of termTargets) await keepAlive(dir, termPort[t]!, 1);
+  for (const t of phase('terminate') ? termTargets : []) await keepAlive(dir, termPort[t]!, 1);
 
   // 3. Throughput runs: targets interleaved, order rotated every run; proxy CPU from /proc per phase.
   const samples: Samples = {};
@@ -157,7 +169,7 @@ async function main(): Promise<void> {
   for (let r = 0; r < cfg.runs; r++) {
     const order = [...targets.slice(r % targets.length), ...targets.slice(0, r % targets.length)];
     log(`run ${r + 1}/${cfg.runs}: ${order.join(', ')}`);
-    for (const t of [...order, 'snigate (info log)']) {
+    for (const t of phase('passthrough') ? [...order, 'snigate (info log)'] : []) {
       const pid = procs[t]?.pid;
       const c0 = pid ? treeCpuMs(pid) : 0;
       const nc = await newConnections(portOf[t]!, cfg.newConnPerProc);
@@ -166,7 +178,7 @@ async function main(): Promise<void> {
       if (pid) add('cpuConn', t, r, ((c1 - c0) * 1000) / nc.ok);
       if (nc.failed > 0) failures.push(`run ${r + 1} ${t} new connections: ${nc.failed} failed`);
     }
-    for (const t of order) {
+    for (const t of phase('passthrough') ? order : []) {
       const pid = procs[t]?.pid;
       const c0 = pid ? treeCpuMs(pid) : 0;
       const ka = await keepAlive(dir, portOf[t]!, cfg.keepAliveS);
@@ -177,7 +189,7 @@ async function main(): Promise<void> {
       if (pid) add('cpuReq', t, r, ((c1 - c0) * 1000) / ka.requests);
       if (ka.errors > 0) failures.push(`run ${r + 1} ${t} keep-alive: ${ka.errors} errors`);
     }
-    for (const t of order) {
+    for (const t of phase('passthrough') ? order : []) {
       const pid = procs[t]?.pid;
       const c0 = pid ? treeCpuMs(pid) : 0;
       const b = await bulk(dir, portOf[t]!, cfg.bulkS);
@@ -190,6 +202,7 @@ async function main(): Promise<void> {
       ...termTargets.slice(r % termTargets.length),
       ...termTargets.slice(0, r % termTargets.length),
     ];
+    if (!phase('terminate')) continue;
     for (const t of termOrder) {
       const pid = termProcs[t]!.pid;
       const c0 = treeCpuMs(pid);
@@ -207,7 +220,7 @@ async function main(): Promise<void> {
       samples.termCpuReq!['snigate + WAF']![r]! - samples.termCpuReq!.snigate![r]!,
     );
   }
-  for (const t of proxies) add('idleKB', t, 0, idle[t]!.kbPerConn);
+  for (const t of phase('idle') ? proxies : []) add('idleKB', t, 0, idle[t]!.kbPerConn);
 
   const metrics: MetricDef[] = [
     { key: 'newconn', label: 'new TLS connections/s', higherBetter: true },
@@ -239,6 +252,10 @@ async function main(): Promise<void> {
 
   say(`## snigate bench — ${started.toISOString()} (${quick ? 'quick' : 'full'} mode)`);
   say();
+  if (only !== null) {
+    say(`Only these phases ran (--only): ${[...only].join(', ')}.`);
+    say();
+  }
   say(
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, fd limit ${fdLimit()}. ${versions}`,
   );
@@ -258,58 +275,63 @@ async function main(): Promise<void> {
       : `Failures: ${failures.join('; ')}`,
   );
   say();
-  say('### Idle connections (fresh processes)');
-  say();
-  say('| target | held | RSS before KB | RSS after KB | KB / conn | fds after |');
-  say('|---|---|---|---|---|---|');
-  for (const t of proxies) {
-    const i = idle[t]!;
-    say(
-      `| ${t} | ${i.open} (${i.failed} failed) | ${i.rss0} | ${i.rss1} | ${i.kbPerConn.toFixed(1)} | ${i.fds} |`,
-    );
+  if (phase('idle')) {
+    say('### Idle connections (fresh processes)');
+    say();
+    say('| target | held | RSS before KB | RSS after KB | KB / conn | fds after |');
+    say('|---|---|---|---|---|---|');
+    for (const t of proxies) {
+      const i = idle[t]!;
+      say(
+        `| ${t} | ${i.open} (${i.failed} failed) | ${i.rss0} | ${i.rss1} | ${i.kbPerConn.toFixed(1)} | ${i.fds} |`,
+      );
+    }
+    say();
   }
-  say();
 
   // 4. As many idle passthrough connections as the fd limit allows, up to the wanted 20k.
-  log('max idle connections');
-  const maxRows = await maxIdle(
-    dir,
-    originPort,
-    cfg.maxIdleWanted,
-    quick ? ['snigate'] : ['snigate', 'haproxy'],
-  );
-  say(`### ${cfg.maxIdleWanted} concurrent idle passthrough connections`);
-  say();
-  say(maxRows.note);
-  say();
-  say(
-    '| proxy | held | open time s | RSS before MB | RSS after MB | KB / conn | proxy fds | proxy CPU s to open |',
-  );
-  say('|---|---|---|---|---|---|---|---|');
-  for (const m of maxRows.rows) {
+  let maxRows: Awaited<ReturnType<typeof maxIdle>> | null = null;
+  if (phase('maxidle')) {
+    log('max idle connections');
+    maxRows = await maxIdle(dir, originPort, cfg.maxIdleWanted, quick ? ['snigate'] : ['snigate', 'haproxy']);
+    say(`### ${cfg.maxIdleWanted} concurrent idle passthrough connections`);
+    say();
+    say(maxRows.note);
+    say();
     say(
-      `| ${m.name} | ${m.open} (${m.failed} failed) | ${m.seconds.toFixed(1)} | ${(m.rss0 / 1024).toFixed(1)} | ${(m.rss1 / 1024).toFixed(1)} | ${m.kbPerConn.toFixed(1)} | ${m.fds} | ${m.cpuS.toFixed(2)} |`,
+      '| proxy | held | open time s | RSS before MB | RSS after MB | KB / conn | proxy fds | proxy CPU s to open |',
     );
+    say('|---|---|---|---|---|---|---|---|');
+    for (const m of maxRows.rows) {
+      say(
+        `| ${m.name} | ${m.open} (${m.failed} failed) | ${m.seconds.toFixed(1)} | ${(m.rss0 / 1024).toFixed(1)} | ${(m.rss1 / 1024).toFixed(1)} | ${m.kbPerConn.toFixed(1)} | ${m.fds} | ${m.cpuS.toFixed(2)} |`,
+      );
+    }
+    say();
   }
-  say();
 
   // 5. Reload every second under load.
-  log(`reload every second for ${cfg.reloadS} s under load`);
-  const rl = await reloadUnderLoad(dir, await freePort(), originPort, cfg.reloadS).catch((e: Error) => {
-    say(`FAILED: ${e.message}`);
-    return null;
-  });
-  say(`### Config reload every second for ${cfg.reloadS} s under load (snigate)`);
-  say();
-  say(
-    '| reloads | new hostname routed | old hostname refused | new conns ok / failed | keep-alive req / errors | held idle conns alive / cut |',
-  );
-  say('|---|---|---|---|---|---|');
-  if (rl)
-    say(
-      `| ${rl.reloads} | ${rl.newHostRouted}/${rl.reloads} | ${rl.oldHostRefused}/${rl.reloads} | ${rl.newConnOk} / ${rl.newConnFailed} | ${rl.keepAliveRequests} / ${rl.keepAliveErrors} | ${rl.heldAlive}/${rl.held} / ${rl.heldCut} |`,
-    );
-  say();
+  const rl = !phase('reload')
+    ? null
+    : await (async () => {
+        log(`reload every second for ${cfg.reloadS} s under load`);
+        const rl = await reloadUnderLoad(dir, await freePort(), originPort, cfg.reloadS).catch((e: Error) => {
+          say(`FAILED: ${e.message}`);
+          return null;
+        });
+        say(`### Config reload every second for ${cfg.reloadS} s under load (snigate)`);
+        say();
+        say(
+          '| reloads | new hostname routed | old hostname refused | new conns ok / failed | keep-alive req / errors | held idle conns alive / cut |',
+        );
+        say('|---|---|---|---|---|---|');
+        if (rl)
+          say(
+            `| ${rl.reloads} | ${rl.newHostRouted}/${rl.reloads} | ${rl.oldHostRefused}/${rl.reloads} | ${rl.newConnOk} / ${rl.newConnFailed} | ${rl.keepAliveRequests} / ${rl.keepAliveErrors} | ${rl.heldAlive}/${rl.held} / ${rl.heldCut} |`,
+          );
+        say();
+        return rl;
+      })();
 
   // 6. Where snigate's CPU goes (a fresh process per workload, V8 sampling profiler).
   if (cfg.profile) {
@@ -346,7 +368,7 @@ async function main(): Promise<void> {
   );
   say('|---|---|---|---|---|---|---|---|---|---|');
   const scale: unknown[] = [];
-  for (const n of cfg.scale) {
+  for (const n of phase('scale') ? cfg.scale : []) {
     for (const kind of ['exact', 'wildcard']) {
       log(`scale ${n} ${kind}`);
       const r = await run(peers.NODE, ['--expose-gc', 'bench/scale.ts', String(n), kind], 180_000);
