@@ -2,20 +2,48 @@
  * snigate byte pump: moves bytes between two connected, non-blocking TCP sockets on the libuv loop
  * (uv_poll on both fds), so an established passthrough connection costs no JavaScript per chunk.
  *
- * Node-API (ABI-stable) plus libuv's stable 1.x uv_poll interface. One shared 64 KiB read buffer for all
- * connections (everything runs on the loop thread): a read is written to the other socket at once, and
+ * Node-API (ABI-stable) plus libuv's stable 1.x uv_poll/uv_timer interfaces. One shared 64 KiB read buffer for
+ * all connections (everything runs on the loop thread): a read is written to the other socket at once, and
  * only what the kernel does not take is copied into a per-direction buffer (malloc'd, freed once sent);
  * reading that direction stops until it is sent (backpressure). An idle connection holds no buffer.
  *
- * JS API:
+ * Two modes.
+ * Borrowed fds (the JS sockets keep them; used after a Postgres SSLRequest exchange):
  *   start(fdClient, fdBackend, cb) -> handle | errno (number, negative) when the fds cannot be polled
  *   stop(handle)                   stops polling (idempotent); the sockets stay open, JS closes them
+ * Owned fds (the whole passthrough connection after the ClientHello: no net.Socket is left alive, so an
+ * idle connection costs a few hundred bytes and a new one skips Node's socket and connect machinery):
+ *   open(fdClient, cb)             dups the client fd (the JS socket is then destroyed) -> handle | -errno
+ *   connect(h, ip, port, timeoutMs, idleMs, head)
+ *                                  one backend attempt: 0 (the result comes as kind 4 or 5) or -errno at
+ *                                  once; `head` (ClientHello, PROXY header...) is sent first once connected
+ *   close(h, reset)                stops and closes both fds (reset: RST instead of FIN), no callback
+ * Accepted in C (a passthrough-capable listener: no net.Server, no net.Socket unless a connection is
+ * handed to Node's TLS/HTTP side):
+ *   listen(ip, port, ipv6Only, onAccept, onEvent) -> listener | -errno (EADDRINUSE...)
+ *   listenPort(l) / unlisten(l)    the bound port; stop accepting and close the socket
+ *   onAccept(h, ip, port)          per accepted connection (an owned-fd handle, not reading yet); returns the
+ *                                  object events of `h` are delivered to: onEvent.call(owner, kind, side, err, data)
+ *   readStart(h) / readStop(h)     before connect: deliver client bytes as kind 7 (data = a Buffer copy)
+ *   write(h, buf)                  before connect: bytes written at once, or -errno (-EAGAIN if not all fit)
+ *   release(h)                     gives the client fd to Node (new net.Socket({ fd })): no more events
+ *   localAddress(h)                { address, port } of the client socket's local end
+ * Both:
  *   bytes(handle, side)            bytes read from side (0 client, 1 backend) and written to the other
- *   cb(kind, side, err)            kind 1: EOF read on side (the other side was shut down for writing once
- *                                  flushed); 2: error on side (err = -errno), already stopped;
- *                                  3: both directions finished, already stopped.
+ *   cb(kind, side, err)            1: EOF read on side (the other side is shut down for writing once
+ *                                  flushed); 2: error on side (err = -errno), stopped (owned: the other side
+ *                                  was reset, both closed); 3: both directions finished, stopped (owned:
+ *                                  closed); 4: connected (owned); 5: connect attempt failed, err = -errno
+ *                                  (owned; the client fd stays open for another attempt); 6: idle timeout,
+ *                                  stopped and closed (owned); 7: client data before connect (accepted);
+ *                                  listeners: 8: accept failed (err; EMFILE pauses accepting for 100 ms).
  */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,50 +54,150 @@
 #define BUFSZ 65536
 #define MAX_READS 8
 
+enum { K_EOF = 1, K_ERROR = 2, K_DONE = 3, K_CONNECTED = 4, K_CONNECT_FAILED = 5, K_IDLE = 6, K_DATA = 7, K_ACCEPT_ERROR = 8 };
+enum { S_OPEN = 0, S_CONNECTING = 1, S_PUMPING = 2, S_STOPPED = 3 };
+
 static char g_buf[BUFSZ];
 
 struct pump;
 
+/* A poll handle outlives its side's fd (uv_close is asynchronous), so it is allocated on its own. */
+typedef struct pollh {
+  uv_poll_t h;
+  struct pump *p;
+  int side;
+} pollh;
+
 typedef struct side {
-  uv_poll_t poll;
+  pollh *poll;
   int fd;
   int events;
-  int inited;
   int rd_eof;
   int wr_shut;
   char *pend;
   size_t pend_len;
   size_t pend_off;
-  struct pump *p;
 } side;
+
+/* A listening socket accepting in C. Kept until unlistened and every connection it accepted is freed. */
+typedef struct listener {
+  uv_poll_t poll;
+  uv_timer_t backoff;
+  int fd;
+  int closed;
+  int refs; /* 1 until unlisten, 1 per uv handle not yet closed, 1 per accepted pump alive */
+  napi_env env;
+  napi_ref on_accept;
+  napi_ref on_event;
+} listener;
 
 typedef struct pump {
   side s[2];
   double bytes[2];
   napi_env env;
   napi_ref cb;
-  int stopped;
-  int refs; /* 1 for the JS object, 1 per poll handle not yet closed */
+  napi_ref owner;    /* accepted: the object events are delivered to */
+  listener *lst;     /* accepted: its listener (holds the shared event callback) */
+  int reading;       /* accepted, before connect: client bytes are delivered as K_DATA */
+  uv_loop_t *loop;
+  uv_timer_t *timer; /* owned mode: connect timeout, then idle timeout */
+  uint64_t idle_ms;
+  uint64_t last; /* loop time of the last byte moved */
+  int owned;
+  int state;
+  int refs; /* 1 for the JS object, 1 per uv handle not yet closed */
 } pump;
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void on_connect_poll(uv_poll_t *h, int status, int events);
+
+static void listener_unref(listener *l) {
+  if (--l->refs > 0) return;
+  napi_delete_reference(l->env, l->on_accept);
+  napi_delete_reference(l->env, l->on_event);
+  free(l);
+}
 
 static void unref(pump *p) {
   if (--p->refs > 0) return;
   for (int i = 0; i < 2; i++) free(p->s[i].pend);
+  if (p->lst != NULL) listener_unref(p->lst);
   free(p);
 }
 
-static void on_close(uv_handle_t *h) {
-  side *s = (side *)h->data;
-  unref(s->p);
+static void on_poll_closed(uv_handle_t *h) {
+  pollh *ph = (pollh *)h->data;
+  pump *p = ph->p;
+  free(ph);
+  unref(p);
 }
 
-static void stop(pump *p) {
-  if (p->stopped) return;
-  p->stopped = 1;
+static void on_timer_closed(uv_handle_t *h) {
+  pump *p = (pump *)h->data;
+  free(h);
+  unref(p);
+}
+
+static int poll_open(pump *p, int i) {
+  pollh *ph = (pollh *)calloc(1, sizeof(pollh));
+  if (ph == NULL) return UV_ENOMEM;
+  int r = uv_poll_init_socket(p->loop, &ph->h, p->s[i].fd);
+  if (r != 0) {
+    free(ph);
+    return r;
+  }
+  ph->h.data = ph;
+  ph->p = p;
+  ph->side = i;
+  p->s[i].poll = ph;
+  p->s[i].events = 0;
+  p->refs++;
+  return 0;
+}
+
+/* Closing the poll handle first matters: libuv drops the fd from epoll before we close(2) it. */
+static void poll_close(pump *p, int i) {
+  side *s = &p->s[i];
+  if (s->poll == NULL) return;
+  uv_close((uv_handle_t *)&s->poll->h, on_poll_closed);
+  s->poll = NULL;
+  s->events = 0;
+}
+
+static void fd_close(pump *p, int i, int reset) {
+  side *s = &p->s[i];
+  poll_close(p, i);
+  if (s->fd < 0) return;
+  if (reset) {
+    struct linger l = {1, 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+  close(s->fd);
+  s->fd = -1;
+}
+
+static void drop_pend(side *s) {
+  free(s->pend);
+  s->pend = NULL;
+  s->pend_len = s->pend_off = 0;
+}
+
+/* Stops everything; owned fds are closed, `reset` (-1 none, 0/1 that side, 2 both) with an RST. */
+static void stop(pump *p, int reset) {
+  if (p->state == S_STOPPED) return;
+  p->state = S_STOPPED;
+  p->reading = 0;
   for (int i = 0; i < 2; i++) {
-    if (!p->s[i].inited) continue;
-    uv_poll_stop(&p->s[i].poll);
-    uv_close((uv_handle_t *)&p->s[i].poll, on_close);
+    if (p->owned) fd_close(p, i, reset == i || reset == 2);
+    else poll_close(p, i);
+  }
+  if (p->owner != NULL) {
+    napi_delete_reference(p->env, p->owner);
+    p->owner = NULL;
+  }
+  if (p->timer != NULL) {
+    uv_close((uv_handle_t *)p->timer, on_timer_closed);
+    p->timer = NULL;
   }
   if (p->cb != NULL) {
     napi_delete_reference(p->env, p->cb);
@@ -77,20 +205,34 @@ static void stop(pump *p) {
   }
 }
 
-/* Calls cb(kind, side, err); a stopping event (error, done) stops first. */
-static void emit(pump *p, int kind, int sidei, int err) {
+/*
+ * Calls cb(kind, side, err[, data]) (accepted: the listener's onEvent with the owner as `this`).
+ * `final`: stop first (with `reset`), the callback is the last one.
+ */
+static void emit_data(pump *p, int kind, int sidei, int err, int final, int reset, const char *data, size_t len) {
   napi_env env = p->env;
   napi_handle_scope scope;
-  napi_value cb, recv, argv[3], result;
-  if (p->cb == NULL) return;
+  napi_value cb = NULL, recv = NULL, argv[4], result;
+  napi_ref cbref = p->lst != NULL ? p->lst->on_event : p->cb;
+  if (cbref == NULL || (p->lst == NULL && p->cb == NULL) || (p->lst != NULL && p->owner == NULL)) {
+    if (final) stop(p, reset);
+    return;
+  }
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_get_reference_value(env, p->cb, &cb);
-  if (kind != 1) stop(p);
-  napi_get_global(env, &recv);
+  napi_get_reference_value(env, cbref, &cb);
+  if (p->owner != NULL) napi_get_reference_value(env, p->owner, &recv);
+  if (recv == NULL) napi_get_global(env, &recv);
+  if (final) stop(p, reset);
   napi_create_int32(env, kind, &argv[0]);
   napi_create_int32(env, sidei, &argv[1]);
   napi_create_int32(env, err, &argv[2]);
-  if (cb != NULL && napi_make_callback(env, NULL, recv, cb, 3, argv, &result) == napi_pending_exception) {
+  size_t argc = 3;
+  if (data != NULL) {
+    void *copy;
+    napi_create_buffer_copy(env, len, data, &copy, &argv[3]);
+    argc = 4;
+  }
+  if (cb != NULL && napi_make_callback(env, NULL, recv, cb, argc, argv, &result) == napi_pending_exception) {
     napi_value ex;
     napi_get_and_clear_last_exception(env, &ex);
     napi_fatal_exception(env, ex);
@@ -98,20 +240,25 @@ static void emit(pump *p, int kind, int sidei, int err) {
   napi_close_handle_scope(env, scope);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events);
+static void emit(pump *p, int kind, int sidei, int err, int final, int reset) {
+  emit_data(p, kind, sidei, err, final, reset, NULL, 0);
+}
+
+/* An error on side i: in owned mode the other side is reset, as the JS pump does. */
+static void fail(pump *p, int i, int err) { emit(p, K_ERROR, i, err, 1, p->owned ? 1 - i : -1); }
 
 static void update(pump *p) {
-  if (p->stopped) return;
+  if (p->state != S_PUMPING) return;
   for (int i = 0; i < 2; i++) {
     side *s = &p->s[i];
     side *o = &p->s[1 - i];
     int want = 0;
     if (!s->rd_eof && o->pend_len == 0) want |= UV_READABLE;
     if (s->pend_len > 0) want |= UV_WRITABLE;
-    if (want == s->events) continue;
+    if (want == s->events || s->poll == NULL) continue;
     s->events = want;
-    if (want == 0) uv_poll_stop(&s->poll);
-    else uv_poll_start(&s->poll, want, on_poll);
+    if (want == 0) uv_poll_stop(&s->poll->h);
+    else uv_poll_start(&s->poll->h, want, on_poll);
   }
 }
 
@@ -152,31 +299,32 @@ static int do_read(pump *p, int i) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      emit(p, 2, i, -errno);
+      fail(p, i, -errno);
       return -1;
     }
     if (n == 0) {
       s->rd_eof = 1;
       shut(p, i);
-      emit(p, 1, i, 0);
-      if (p->stopped) return -1;
+      emit(p, K_EOF, i, 0, 0, -1);
+      if (p->state == S_STOPPED) return -1;
       if (both_done(p)) {
-        emit(p, 3, 0, 0);
+        emit(p, K_DONE, 0, 0, 1, -1);
         return -1;
       }
       return 0;
     }
     p->bytes[i] += (double)n;
+    p->last = uv_now(p->loop);
     ssize_t w = write_some(d, g_buf, (size_t)n);
     if (w < 0) {
-      emit(p, 2, 1 - i, (int)w);
+      fail(p, 1 - i, (int)w);
       return -1;
     }
     if ((size_t)w < (size_t)n) {
       size_t rest = (size_t)n - (size_t)w;
       d->pend = (char *)malloc(rest);
       if (d->pend == NULL) {
-        emit(p, 2, 1 - i, -ENOMEM);
+        fail(p, 1 - i, UV_ENOMEM);
         return -1;
       }
       memcpy(d->pend, g_buf + w, rest);
@@ -194,33 +342,76 @@ static int do_write(pump *p, int j) {
   if (d->pend_len == 0) return 0;
   ssize_t w = write_some(d, d->pend + d->pend_off, d->pend_len - d->pend_off);
   if (w < 0) {
-    emit(p, 2, j, (int)w);
+    fail(p, j, (int)w);
     return -1;
   }
   d->pend_off += (size_t)w;
   if (d->pend_off < d->pend_len) return 0;
-  free(d->pend);
-  d->pend = NULL;
-  d->pend_len = d->pend_off = 0;
+  drop_pend(d);
   /* The source of this data (the other side) may have ended meanwhile. */
   if (p->s[1 - j].rd_eof) {
     shut(p, 1 - j);
     if (both_done(p)) {
-      emit(p, 3, 0, 0);
+      emit(p, K_DONE, 0, 0, 1, -1);
       return -1;
     }
   }
   return 0;
 }
 
+
+/* libuv reports any POLLERR as UV_EBADF: the socket's pending error says what really happened. */
+static int sock_error(int fd, int status) {
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) return -errno;
+  return soerr != 0 ? -soerr : status;
+}
+
+/* Accepted, before connect: one read delivered to JS (a ClientHello usually fits in one). */
+static void read_open(pump *p, int status) {
+  side *s = &p->s[0];
+  if (status < 0) {
+    emit(p, K_ERROR, 0, sock_error(s->fd, status), 1, -1);
+    return;
+  }
+  for (;;) {
+    ssize_t n = read(s->fd, g_buf, BUFSZ);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      emit(p, K_ERROR, 0, -errno, 1, -1);
+      return;
+    }
+    if (n == 0) {
+      /* EOF before routing: JS closes. Stop polling so a level-triggered EOF does not repeat. */
+      p->reading = 0;
+      uv_poll_stop(&s->poll->h);
+      s->events = 0;
+      emit(p, K_EOF, 0, 0, 0, -1);
+      return;
+    }
+    p->bytes[0] += (double)n;
+    emit_data(p, K_DATA, 0, 0, 0, -1, g_buf, (size_t)n);
+    return;
+  }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
-  side *s = (side *)h->data;
-  pump *p = s->p;
-  int i = (int)(s - p->s);
-  if (p->stopped) return;
+  pollh *ph = (pollh *)h->data;
+  pump *p = ph->p;
+  int i = ph->side;
+  side *s = &p->s[i];
+  if (p->state == S_OPEN && i == 0 && p->reading) {
+    p->refs++;
+    read_open(p, status);
+    unref(p);
+    return;
+  }
+  if (p->state != S_PUMPING) return;
   p->refs++; /* the JS callback may drop the last JS reference */
   if (status < 0) {
-    emit(p, 2, i, status);
+    fail(p, i, sock_error(s->fd, status));
   } else {
     if ((events & UV_WRITABLE) && do_write(p, i) < 0) goto out;
     if ((events & UV_READABLE) && !s->rd_eof && p->s[1 - i].pend_len == 0 && do_read(p, i) < 0) goto out;
@@ -230,11 +421,61 @@ out:
   unref(p);
 }
 
+/* Owned mode: one backend attempt failed; its fd is closed, the client stays for another attempt. */
+static void connect_failed(pump *p, int err) {
+  if (p->timer != NULL) uv_timer_stop(p->timer);
+  fd_close(p, 1, 0);
+  drop_pend(&p->s[1]);
+  p->state = S_OPEN;
+  emit(p, K_CONNECT_FAILED, 1, err, 0, -1);
+}
+
+static void on_timer(uv_timer_t *t) {
+  pump *p = (pump *)t->data;
+  p->refs++;
+  if (p->state == S_CONNECTING) {
+    connect_failed(p, UV_ETIMEDOUT);
+  } else if (p->state == S_PUMPING && p->idle_ms > 0) {
+    uint64_t quiet = uv_now(p->loop) - p->last;
+    if (quiet >= p->idle_ms) emit(p, K_IDLE, 0, 0, 1, -1);
+    else uv_timer_start(p->timer, on_timer, p->idle_ms - quiet, 0);
+  }
+  unref(p);
+}
+
+static void on_connect_poll(uv_poll_t *h, int status, int events) {
+  (void)events;
+  pollh *ph = (pollh *)h->data;
+  pump *p = ph->p;
+  if (p->state != S_CONNECTING) return;
+  int err = sock_error(p->s[1].fd, status);
+  p->refs++;
+  if (err != 0) {
+    connect_failed(p, err);
+    goto out;
+  }
+  p->state = S_PUMPING;
+  p->last = uv_now(p->loop);
+  if (p->timer != NULL) {
+    if (p->idle_ms > 0) uv_timer_start(p->timer, on_timer, p->idle_ms, 0);
+    else uv_timer_stop(p->timer);
+  }
+  /* Force update() to re-arm this handle with on_poll. */
+  uv_poll_stop(h);
+  p->s[1].events = 0;
+  emit(p, K_CONNECTED, 1, 0, 0, -1);
+  if (p->state != S_PUMPING) goto out;
+  if (do_write(p, 1) < 0) goto out;
+  update(p);
+out:
+  unref(p);
+}
+
 static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   pump *p = (pump *)data;
-  stop(p);
+  stop(p, -1);
   unref(p);
 }
 
@@ -243,43 +484,87 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
+static napi_value int_value(napi_env env, int v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+static pump *new_pump(napi_env env, napi_value cb, int owned) {
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  pump *p = (pump *)calloc(1, sizeof(pump));
+  if (p == NULL) return NULL;
+  p->env = env;
+  p->loop = loop;
+  p->refs = 1;
+  p->owned = owned;
+  p->s[0].fd = p->s[1].fd = -1;
+  napi_create_reference(env, cb, 1, &p->cb);
+  return p;
+}
+
+static napi_value wrap(napi_env env, pump *p) {
+  napi_value out;
+  napi_create_external(env, p, finalize, NULL, &out);
+  return out;
+}
+
+static int is_function(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t == napi_function;
+}
+
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], out;
+  napi_value argv[3];
   int32_t fd0, fd1;
-  napi_valuetype t;
-  uv_loop_t *loop;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 3) return throw_type(env, "start(fdClient, fdBackend, cb)");
   if (napi_get_value_int32(env, argv[0], &fd0) != napi_ok || napi_get_value_int32(env, argv[1], &fd1) != napi_ok)
     return throw_type(env, "fds must be numbers");
-  napi_typeof(env, argv[2], &t);
-  if (t != napi_function) return throw_type(env, "cb must be a function");
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "no event loop");
-  pump *p = (pump *)calloc(1, sizeof(pump));
+  if (!is_function(env, argv[2])) return throw_type(env, "cb must be a function");
+  pump *p = new_pump(env, argv[2], 0);
   if (p == NULL) return throw_type(env, "out of memory");
-  p->env = env;
-  p->refs = 1;
-  int fds[2] = {fd0, fd1};
+  p->s[0].fd = fd0;
+  p->s[1].fd = fd1;
   for (int i = 0; i < 2; i++) {
-    side *s = &p->s[i];
-    s->fd = fds[i];
-    s->p = p;
-    int r = uv_poll_init_socket(loop, &s->poll, s->fd);
+    int r = poll_open(p, i);
     if (r != 0) {
-      stop(p);
+      stop(p, -1);
       unref(p);
-      napi_create_int32(env, r, &out);
-      return out;
+      return int_value(env, r);
     }
-    s->poll.data = s;
-    s->inited = 1;
-    p->refs++;
   }
-  napi_create_reference(env, argv[2], 1, &p->cb);
+  p->state = S_PUMPING;
   update(p);
-  napi_create_external(env, p, finalize, NULL, &out);
-  return out;
+  return wrap(env, p);
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) return throw_type(env, "open(fdClient, cb)");
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "fd must be a number");
+  if (!is_function(env, argv[1])) return throw_type(env, "cb must be a function");
+  int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) return int_value(env, -errno);
+  pump *p = new_pump(env, argv[1], 1);
+  if (p == NULL) {
+    close(dupfd);
+    return throw_type(env, "out of memory");
+  }
+  p->s[0].fd = dupfd;
+  int r = poll_open(p, 0);
+  if (r != 0) {
+    stop(p, -1);
+    unref(p);
+    return int_value(env, r);
+  }
+  p->state = S_OPEN;
+  return wrap(env, p);
 }
 
 static pump *get(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc) {
@@ -292,11 +577,94 @@ static pump *get(napi_env env, napi_callback_info info, napi_value *argv, size_t
   return (pump *)data;
 }
 
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  char ip[64];
+  size_t iplen = 0;
+  int32_t port;
+  double timeout_ms, idle_ms;
+  void *head = NULL;
+  size_t head_len = 0;
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (argc < 6) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, head)");
+  if (!p->owned || p->state != S_OPEN) return int_value(env, UV_EINVAL);
+  if (p->timer == NULL) {
+    p->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
+    if (p->timer == NULL) return int_value(env, UV_ENOMEM);
+    uv_timer_init(p->loop, p->timer);
+    p->timer->data = p;
+    p->refs++;
+  }
+  /* The client is read by the pump from now on. */
+  p->reading = 0;
+  if (p->s[0].poll != NULL && p->s[0].events != 0) {
+    uv_poll_stop(&p->s[0].poll->h);
+    p->s[0].events = 0;
+  }
+  if (napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, &iplen) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok ||
+      napi_get_value_double(env, argv[3], &timeout_ms) != napi_ok ||
+      napi_get_value_double(env, argv[4], &idle_ms) != napi_ok ||
+      napi_get_buffer_info(env, argv[5], &head, &head_len) != napi_ok)
+    return throw_type(env, "connect(h, ip: string, port: number, timeoutMs: number, idleMs: number, head: Buffer)");
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  memset(&sa, 0, sizeof sa);
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa) == 0) salen = sizeof(struct sockaddr_in);
+  else if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa) == 0) salen = sizeof(struct sockaddr_in6);
+  else return int_value(env, UV_EINVAL);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&sa, salen) < 0 && errno != EINPROGRESS) {
+    int err = -errno;
+    close(fd);
+    return int_value(env, err);
+  }
+  side *b = &p->s[1];
+  b->fd = fd;
+  b->rd_eof = b->wr_shut = 0;
+  int r = poll_open(p, 1);
+  if (r == 0 && head_len > 0) {
+    b->pend = (char *)malloc(head_len);
+    if (b->pend == NULL) r = UV_ENOMEM;
+    else {
+      memcpy(b->pend, head, head_len);
+      b->pend_len = head_len;
+      b->pend_off = 0;
+    }
+  }
+  if (r == 0) r = uv_poll_start(&b->poll->h, UV_WRITABLE, on_connect_poll);
+  if (r != 0) {
+    fd_close(p, 1, 0);
+    drop_pend(b);
+    return int_value(env, r);
+  }
+  p->idle_ms = idle_ms > 0 ? (uint64_t)idle_ms : 0;
+  p->state = S_CONNECTING;
+  if (timeout_ms > 0) uv_timer_start(p->timer, on_timer, (uint64_t)timeout_ms, 0);
+  return int_value(env, 0);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool reset = false;
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &reset);
+  stop(p, reset ? 2 : -1);
+  return NULL;
+}
+
 static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   pump *p = get(env, info, argv, &argc);
-  if (p != NULL) stop(p);
+  if (p != NULL) stop(p, -1);
   return NULL;
 }
 
@@ -311,11 +679,325 @@ static napi_value js_bytes(napi_env env, napi_callback_info info) {
   return out;
 }
 
+
+/* ---- Accepting in C ---- */
+
+static void on_listener_handle_closed(uv_handle_t *h) { listener_unref((listener *)h->data); }
+
+static void on_listen_poll(uv_poll_t *h, int status, int events);
+
+static void on_backoff(uv_timer_t *t) {
+  listener *l = (listener *)t->data;
+  if (!l->closed) uv_poll_start(&l->poll, UV_READABLE, on_listen_poll);
+}
+
+static void listener_error(listener *l, int err) {
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  napi_value cb, recv, argv[3], result;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_get_reference_value(env, l->on_event, &cb);
+  napi_get_global(env, &recv);
+  napi_create_int32(env, K_ACCEPT_ERROR, &argv[0]);
+  napi_create_int32(env, 0, &argv[1]);
+  napi_create_int32(env, err, &argv[2]);
+  if (cb != NULL && napi_make_callback(env, NULL, recv, cb, 3, argv, &result) == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    napi_fatal_exception(env, ex);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void addr_name(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port) {
+  ip[0] = '\0';
+  *port = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    uv_ip4_name(a, ip, iplen);
+    *port = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(a, ip, iplen);
+    *port = ntohs(a->sin6_port);
+  }
+}
+
+/* Hands one accepted fd to JS; the owner object it returns receives the connection's events. */
+static void accepted(listener *l, int fd, const struct sockaddr_storage *ss) {
+  napi_env env = l->env;
+  uv_loop_t *loop;
+  char ip[INET6_ADDRSTRLEN + 8];
+  int port;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    close(fd);
+    return;
+  }
+  pump *p = (pump *)calloc(1, sizeof(pump));
+  if (p == NULL) {
+    close(fd);
+    return;
+  }
+  p->env = env;
+  p->loop = loop;
+  p->refs = 1;
+  p->owned = 1;
+  p->lst = l;
+  l->refs++;
+  p->s[0].fd = fd;
+  p->s[1].fd = -1;
+  p->state = S_OPEN;
+  if (poll_open(p, 0) != 0) {
+    close(fd);
+    p->s[0].fd = -1;
+    p->state = S_STOPPED;
+    unref(p);
+    return;
+  }
+  addr_name(ss, ip, sizeof ip, &port);
+  napi_handle_scope scope;
+  napi_value cb, recv, argv[3], result = NULL;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    stop(p, -1);
+    unref(p);
+    return;
+  }
+  napi_create_external(env, p, finalize, NULL, &argv[0]);
+  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_int32(env, port, &argv[2]);
+  napi_get_reference_value(env, l->on_accept, &cb);
+  napi_get_global(env, &recv);
+  napi_status st = napi_make_callback(env, NULL, recv, cb, 3, argv, &result);
+  if (st == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    stop(p, -1);
+    napi_fatal_exception(env, ex);
+  } else if (p->state != S_STOPPED) {
+    napi_valuetype t = napi_undefined;
+    if (result != NULL) napi_typeof(env, result, &t);
+    if (t == napi_object) napi_create_reference(env, result, 1, &p->owner);
+    else stop(p, -1); /* nobody to tell: close it */
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_listen_poll(uv_poll_t *h, int status, int events) {
+  (void)events;
+  listener *l = (listener *)h->data;
+  if (l->closed) return;
+  if (status < 0) {
+    listener_error(l, status);
+    return;
+  }
+  l->refs++; /* JS may unlisten from a callback */
+  for (int k = 0; k < 64 && !l->closed; k++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      accepted(l, fd, &ss);
+      continue;
+    }
+    int e = errno;
+    if (e == EINTR || e == ECONNABORTED) continue;
+    if (e == EAGAIN || e == EWOULDBLOCK) break;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+      /* Out of fds: the pending connection stays queued; back off instead of spinning on it. */
+      uv_poll_stop(&l->poll);
+      uv_timer_start(&l->backoff, on_backoff, 100, 0);
+    }
+    listener_error(l, -e);
+    break;
+  }
+  listener_unref(l);
+}
+
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  char ip[64];
+  size_t iplen = 0;
+  int32_t port;
+  bool v6only = false;
+  uv_loop_t *loop;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_bool(env, argv[2], &v6only) != napi_ok ||
+      !is_function(env, argv[3]) || !is_function(env, argv[4]))
+    return throw_type(env, "listen(ip, port, ipv6Only, onAccept, onEvent)");
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "no event loop");
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  memset(&sa, 0, sizeof sa);
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa) == 0) salen = sizeof(struct sockaddr_in);
+  else if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa) == 0) salen = sizeof(struct sockaddr_in6);
+  else return int_value(env, UV_EINVAL);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (sa.ss_family == AF_INET6) {
+    int v = v6only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, salen) < 0 || listen(fd, 511) < 0) {
+    int err = -errno;
+    close(fd);
+    return int_value(env, err);
+  }
+  listener *l = (listener *)calloc(1, sizeof(listener));
+  if (l == NULL) {
+    close(fd);
+    return int_value(env, UV_ENOMEM);
+  }
+  l->fd = fd;
+  l->env = env;
+  l->refs = 1;
+  int r = uv_poll_init_socket(loop, &l->poll, fd);
+  if (r != 0) {
+    close(fd);
+    free(l);
+    return int_value(env, r);
+  }
+  l->poll.data = l;
+  uv_timer_init(loop, &l->backoff);
+  l->backoff.data = l;
+  l->refs += 2;
+  napi_create_reference(env, argv[3], 1, &l->on_accept);
+  napi_create_reference(env, argv[4], 1, &l->on_event);
+  uv_poll_start(&l->poll, UV_READABLE, on_listen_poll);
+  napi_create_external(env, l, NULL, NULL, &out);
+  return out;
+}
+
+static listener *get_listener(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    napi_throw_type_error(env, NULL, "not a listener handle");
+    return NULL;
+  }
+  return (listener *)data;
+}
+
+static napi_value js_listen_port(napi_env env, napi_callback_info info) {
+  listener *l = get_listener(env, info);
+  if (l == NULL) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN + 8];
+  int port = 0;
+  if (!l->closed && getsockname(l->fd, (struct sockaddr *)&ss, &len) == 0) addr_name(&ss, ip, sizeof ip, &port);
+  return int_value(env, port);
+}
+
+/* The external handle is never finalized on purpose: the listener lives until unlisten. */
+static napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  listener *l = get_listener(env, info);
+  if (l == NULL || l->closed) return NULL;
+  l->closed = 1;
+  uv_close((uv_handle_t *)&l->poll, on_listener_handle_closed);
+  uv_close((uv_handle_t *)&l->backoff, on_listener_handle_closed);
+  close(l->fd);
+  l->fd = -1;
+  listener_unref(l);
+  return NULL;
+}
+
+static napi_value js_read_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (p->state != S_OPEN || p->s[0].poll == NULL) return int_value(env, UV_EINVAL);
+  p->reading = 1;
+  p->s[0].events = UV_READABLE;
+  return int_value(env, uv_poll_start(&p->s[0].poll->h, UV_READABLE, on_poll));
+}
+
+static napi_value js_read_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (p->state == S_OPEN && p->s[0].poll != NULL) {
+    p->reading = 0;
+    uv_poll_stop(&p->s[0].poll->h);
+    p->s[0].events = 0;
+  }
+  return NULL;
+}
+
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *buf;
+  size_t len;
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (argc < 2 || napi_get_buffer_info(env, argv[1], &buf, &len) != napi_ok) return throw_type(env, "write(h, buf)");
+  if (p->state != S_OPEN || p->s[0].fd < 0) return int_value(env, UV_EINVAL);
+  ssize_t w = write_some(&p->s[0], (const char *)buf, len);
+  if (w < 0) return int_value(env, (int)w);
+  if ((size_t)w < len) return int_value(env, UV_EAGAIN);
+  return int_value(env, (int)w);
+}
+
+/* Gives the client fd to the caller (who wraps it in a net.Socket): polls closed, no more events. */
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (!p->owned || p->state != S_OPEN || p->s[0].fd < 0 || p->s[1].fd >= 0) return int_value(env, UV_EINVAL);
+  int fd = p->s[0].fd;
+  poll_close(p, 0); /* drops the fd from epoll before Node registers it */
+  p->s[0].fd = -1;
+  stop(p, -1);
+  return int_value(env, fd);
+}
+
+static napi_value js_local_address(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  pump *p = get(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN + 8];
+  int port = 0;
+  ip[0] = '\0';
+  if (p->s[0].fd >= 0 && getsockname(p->s[0].fd, (struct sockaddr *)&ss, &len) == 0)
+    addr_name(&ss, ip, sizeof ip, &port);
+  napi_create_object(env, &out);
+  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, out, "address", v);
+  napi_create_int32(env, port, &v);
+  napi_set_named_property(env, out, "port", v);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"bytes", NULL, js_bytes, NULL, NULL, NULL, napi_default, NULL},
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"listenPort", NULL, js_listen_port, NULL, NULL, NULL, napi_default, NULL},
+      {"unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL},
+      {"readStart", NULL, js_read_start, NULL, NULL, NULL, napi_default, NULL},
+      {"readStop", NULL, js_read_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
+      {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
+      {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

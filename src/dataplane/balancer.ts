@@ -1,4 +1,5 @@
 /** Picks a backend (weighted, invalid shares rejected, weight-0 fallback) and an endpoint (round-robin, fail-open). */
+import { isIP } from 'node:net';
 import type { Backend, BackendSet, Endpoint } from '../table/types.ts';
 import { endpointKey, type HealthView } from './health.ts';
 
@@ -29,10 +30,16 @@ export class Balancer {
   readonly #health: HealthView;
   readonly #random: () => number;
   #fallbackCursor = 0;
+  /** Every endpoint is an IP literal: the native pump can connect to any of them (it does no DNS). */
+  readonly ipEndpointsOnly: boolean;
+  /** Some backend sends a PROXY header, which needs the client socket's local address. */
+  readonly proxyProtocol: boolean;
 
   constructor(set: BackendSet, health: HealthView, random: () => number = Math.random) {
     this.#health = health;
     this.#random = random;
+    this.ipEndpointsOnly = set.backends.every((b) => b.endpoints.every((e) => isIP(e.address) !== 0));
+    this.proxyProtocol = set.backends.some((b) => b.policy.proxyProtocol !== null);
     let total = 0;
     // `fallback: false` on a weighted backend (its Service) keeps its share off the weight-0 backends, as
     // on the weight-0 backend itself: either side can turn the fallback off (and `snigate explain` says so).
@@ -91,6 +98,16 @@ export class Balancer {
       fallback ??= { endpoint: backend.endpoints[idx]!, key };
     }
     return fallback;
+  }
+
+  /**
+   * Where a connect retry goes after `tried` failed: another endpoint of `backend`, else (nothing was sent
+   * yet, so it is safe) an endpoint of a weight-0 fallback backend; null when none is left.
+   */
+  retryEndpoint(backend: Backend, tried: readonly string[]): (PickedEndpoint & { backend: Backend }) | null {
+    const next = this.nextEndpoint(backend, tried);
+    if (next !== null) return { ...next, backend };
+    return this.fallbackEndpoint(tried);
   }
 
   /** An endpoint of a weight-0 fallback backend not tried yet, healthy ones first (connect retries). */

@@ -1,5 +1,5 @@
 /** One accepted connection's life: preamble under a deadline, SNI lookup, passthrough or hand-off, one log record. */
-import type net from 'node:net';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { BackendSet, SniRoute, TableListener } from '../table/types.ts';
@@ -9,10 +9,13 @@ import { type ConnectionRecord, type EndReason, hostPort, logConnection } from '
 import { admitConnection } from './conn-rate.ts';
 import type { DataPlaneEvents } from './events.ts';
 import type { HealthRegistry } from './health.ts';
+import { NativePassthrough } from './native-passthrough.ts';
+import { nativePump, PUMP_DATA, PUMP_EOF, PUMP_ERROR, type PumpHandle } from './native-pump.ts';
 import { Passthrough } from './passthrough.ts';
 import { PreambleReader } from './preamble.ts';
 import { isTrusted, type ProxyAddresses, proxyAddressesFor } from './proxy-protocol.ts';
 import { type CompiledBind, routeKey } from './sni-router.ts';
+import { errName } from './socket-fd.ts';
 
 /** A compiled Bind plus its balancers; replaced as a whole on every swap. */
 export interface CompiledState {
@@ -77,20 +80,30 @@ export interface BindRuntime {
 }
 
 let nextConnId = 1;
+const noop = (): void => {};
 
 export class Connection {
   readonly connId = nextConnId++;
   readonly #rt: BindRuntime;
   /** The counter this connection was counted in (the state may be swapped before it ends). */
   #active: { n: number } = { n: 0 };
-  readonly #socket: net.Socket;
+  /**
+   * The client socket. Null while a connection accepted in C is still native (#h), and once the native
+   * pump took the socket's fd (#detach).
+   */
+  #socket: net.Socket | null;
+  /** A connection accepted in C (server.ts): the pump handle, until it is given to a net.Socket (#toSocket). */
+  #h: PumpHandle | null = null;
+  /** Bytes moved by carriers gone before the record: the native pre-routing reads, a detached socket. */
+  #bytesRead = 0;
+  #bytesWritten = 0;
   readonly #startedAt = performance.now();
   #clientAddress = '';
   #clientPort = 0;
   #reader: PreambleReader | null = null;
   #helloTimer: NodeJS.Timeout | null = null;
   #helloMs: number | null = null;
-  #pt: Passthrough | null = null;
+  #pt: Passthrough | NativePassthrough | null = null;
   #handedOff = false;
   #outcome: HandOffOutcome | null = null;
   #reason: EndReason | null = null;
@@ -102,17 +115,25 @@ export class Connection {
   /** `listenerId|Kind/ns/name` once routed: a swap drains the connection when this key disappears. */
   routeKey: string | null = null;
 
-  constructor(rt: BindRuntime, socket: net.Socket) {
+  /** `socket` from a net.Server, or null with `native` for a connection accepted in C. */
+  constructor(
+    rt: BindRuntime,
+    socket: net.Socket | null,
+    native?: { h: PumpHandle; address: string; port: number },
+  ) {
     this.#rt = rt;
     this.#socket = socket;
+    if (native !== undefined) {
+      this.#h = native.h;
+      this.#clientAddress = native.address;
+      this.#clientPort = native.port;
+    }
   }
 
   /** Never throws: the accept loop calls this and nothing else. */
   start(): void {
     const socket = this.#socket;
-    socket.on('error', this.#onError);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onClose);
+    if (socket !== null) this.#listen(socket);
     this.#rt.connections.add(this);
     this.#active = this.#rt.state.active;
     this.#active.n++;
@@ -134,14 +155,71 @@ export class Connection {
     this.#reason ??= reason;
     const close = this.#outcome?.close;
     if (close) close(reason);
-    else this.#socket.destroy();
+    else this.#destroy();
+  }
+
+  /**
+   * Events of a connection accepted in C, delivered by native/pump with this connection as `this`: the
+   * client's bytes, EOF and errors before routing; the native passthrough's events after.
+   */
+  onNative(kind: number, side: number, err: number, data?: Buffer): void {
+    const pt = this.#pt;
+    if (pt instanceof NativePassthrough) {
+      pt.event(kind, side, err);
+      return;
+    }
+    if (kind === PUMP_DATA && data !== undefined) this.#onData(data);
+    else if (kind === PUMP_EOF) this.#onEnd();
+    else if (kind === PUMP_ERROR) {
+      // The pump closed the fd already.
+      this.#reason ??= 'client-reset';
+      this.#detail ??= errName(err);
+      this.#destroy();
+    }
+  }
+
+  #listen(socket: net.Socket): void {
+    socket.on('error', this.#onError);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+  }
+
+  /** Closes the client now (a native one) or soon (a socket: its 'close' event ends the record). */
+  #destroy(): void {
+    const h = this.#h;
+    if (h !== null) {
+      nativePump!.close(h, false);
+      this.#onClose(false);
+      return;
+    }
+    this.#socket?.destroy();
+  }
+
+  /**
+   * Gives a native client's fd to a net.Socket, for what only Node can do with it (TLS termination, HTTP,
+   * the Postgres SSLRequest exchange, hostname backends, re-encryption).
+   */
+  #toSocket(): net.Socket {
+    const h = this.#h!;
+    const pump = nativePump!;
+    this.#bytesRead += pump.bytes(h, 0);
+    const fd = pump.release(h);
+    this.#h = null;
+    if (fd < 0) throw new Error(`cannot hand the client socket to Node: ${errName(fd)}`);
+    const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    socket.pause();
+    this.#socket = socket;
+    this.#listen(socket);
+    return socket;
   }
 
   #begin(): void {
     const socket = this.#socket;
     const bind = this.#rt.state.compiled.bind;
-    this.#clientAddress = socket.remoteAddress ?? '';
-    this.#clientPort = socket.remotePort ?? 0;
+    if (socket !== null) {
+      this.#clientAddress = socket.remoteAddress ?? '';
+      this.#clientPort = socket.remotePort ?? 0;
+    }
     const max = bind.client.maxConnections;
     if (max > 0 && this.#active.n > max) {
       this.#reject('max-connections', null);
@@ -164,11 +242,21 @@ export class Connection {
       return;
     }
     this.#helloTimer = setTimeout(this.#onHelloTimeout, bind.client.helloTimeoutMs);
-    socket.on('data', this.#onData);
+    if (socket !== null) socket.on('data', this.#onData);
+    else {
+      const r = nativePump!.readStart(this.#h!);
+      if (r < 0) throw new Error(`cannot read the client: ${errName(r)}`);
+    }
   }
 
   #reply = (b: Buffer): void => {
-    this.#socket.write(b);
+    const h = this.#h;
+    if (h === null) {
+      this.#socket?.write(b);
+      return;
+    }
+    const n = nativePump!.write(h, b);
+    if (n > 0) this.#bytesWritten += n;
   };
 
   #onData = (chunk: Buffer): void => {
@@ -196,10 +284,16 @@ export class Connection {
   };
 
   #stopReading(): void {
-    this.#socket.pause();
-    this.#socket.removeListener('data', this.#onData);
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     this.#helloTimer = null;
+    if (this.#h !== null) {
+      nativePump!.readStop(this.#h);
+      return;
+    }
+    const socket = this.#socket;
+    if (socket === null) return;
+    socket.pause();
+    socket.removeListener('data', this.#onData);
   }
 
   #onHelloTimeout = (): void => {
@@ -240,23 +334,86 @@ export class Connection {
       this.#reject(pick.reject, pick.reason);
       return;
     }
+    const shared = this.#rt.shared;
+    const h = this.#h;
+    if (h !== null) {
+      if (!reader.pgSsl && balancer.ipEndpointsOnly) {
+        const pt = NativePassthrough.adopt(
+          nativePump!,
+          h,
+          {
+            balancer,
+            backend: pick.backend,
+            first: pick,
+            head: reader.tail(),
+            proxyOut: this.#proxyOut,
+            health: shared.health,
+            events: shared.events,
+          },
+          this.#onPassthroughDone,
+        );
+        reader.release();
+        this.#pt = pt;
+        pt.start();
+        return;
+      }
+      this.#toSocket();
+    }
+    const socket = this.#socket!;
+    const native = reader.pgSsl
+      ? null
+      : NativePassthrough.take(
+          socket,
+          {
+            balancer,
+            backend: pick.backend,
+            first: pick,
+            head: reader.tail(),
+            proxyOut: this.#proxyOut,
+            health: shared.health,
+            events: shared.events,
+          },
+          this.#onPassthroughDone,
+        );
+    if (native !== null) {
+      reader.release();
+      this.#detach(socket);
+      this.#pt = native;
+      native.start();
+      return;
+    }
     const pt = new Passthrough(
       {
-        client: this.#socket,
+        client: socket,
         balancer,
         backend: pick.backend,
         first: pick,
         head: reader.tail(),
         pgSsl: reader.pgSsl,
         proxyOut: this.#proxyOut,
-        health: this.#rt.shared.health,
-        events: this.#rt.shared.events,
+        health: shared.health,
+        events: shared.events,
       },
       this.#onPassthroughDone,
     );
     reader.release();
     this.#pt = pt;
     pt.start();
+  }
+
+  /**
+   * The native pump owns a dup of the client fd now: Node's socket is closed (no FIN or RST: the dup keeps
+   * the connection open) and forgotten, so an established connection keeps no net.Socket alive.
+   */
+  #detach(socket: net.Socket): void {
+    socket.removeListener('error', this.#onError);
+    socket.removeListener('end', this.#onEnd);
+    socket.removeListener('close', this.#onClose);
+    socket.on('error', noop);
+    this.#bytesRead += socket.bytesRead;
+    this.#bytesWritten += socket.bytesWritten;
+    socket.destroy();
+    this.#socket = null;
   }
 
   #handOff(listener: TableListener, route: SniRoute | null): void {
@@ -266,6 +423,7 @@ export class Connection {
       return;
     }
     const reader = this.#reader!;
+    if (this.#h !== null) this.#toSocket();
     this.#handedOff = true;
     const outcome: HandOffOutcome = {
       backend: null,
@@ -280,7 +438,7 @@ export class Connection {
     const rt = this.#rt;
     handOff({
       connId: this.connId,
-      socket: this.#socket,
+      socket: this.#socket!,
       head: reader.tail(),
       pgSsl: reader.pgSsl,
       hello: reader.hello,
@@ -295,12 +453,15 @@ export class Connection {
 
   #proxyOut = (): ProxyAddresses => {
     const p = this.#reader?.proxy;
-    const s = this.#socket;
+    let local: { address?: string; port?: number } = {};
+    if (this.#h !== null) local = nativePump!.localAddress(this.#h);
+    else if (this.#socket !== null)
+      local = { address: this.#socket.localAddress, port: this.#socket.localPort };
     return proxyAddressesFor(
       this.#clientAddress,
       this.#clientPort,
-      p?.destAddress ?? s.localAddress ?? '0.0.0.0',
-      p?.destPort ?? s.localPort ?? 0,
+      p?.destAddress ?? local.address ?? '0.0.0.0',
+      p?.destPort ?? local.port ?? 0,
     );
   };
 
@@ -312,7 +473,7 @@ export class Connection {
     this.#reason ??= reason;
     this.#detail ??= detail;
     // A plain close, never a TLS alert: conformance expects EOF or ECONNRESET.
-    this.#socket.destroy();
+    this.#destroy();
   }
 
   #fail(err: unknown): void {
@@ -376,8 +537,8 @@ export class Connection {
       route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
       backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
       endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,
-      bytesIn: this.#socket.bytesRead + (this.#pt?.pumpedIn ?? 0),
-      bytesOut: this.#socket.bytesWritten + (this.#pt?.pumpedOut ?? 0),
+      bytesIn: this.#bytesRead + (this.#socket?.bytesRead ?? 0) + (this.#pt?.pumpedIn ?? 0),
+      bytesOut: this.#bytesWritten + (this.#socket?.bytesWritten ?? 0) + (this.#pt?.pumpedOut ?? 0),
       durationMs: Math.round(performance.now() - this.#startedAt),
       helloMs: this.#helloMs === null ? null : Math.round(this.#helloMs * 1000) / 1000,
       end: reason,

@@ -1,28 +1,81 @@
 /**
- * The optional native byte pump (native/pump, Node-API + libuv uv_poll): once a passthrough connection is
- * established, both sockets' fds are handed to it and no JavaScript runs per chunk. Loaded once; when the
- * addon is missing (not built, no compiler) or `SNIGATE_PUMP=js`, `nativePump` is null and the JavaScript
- * pump is used instead.
+ * The optional native byte pump (native/pump, Node-API + libuv uv_poll/uv_timer): a routed passthrough
+ * connection's client fd is handed to it, it connects to the backend and moves the bytes, and no JavaScript
+ * runs per chunk. Loaded once; when the addon is missing (not built, no compiler) or `SNIGATE_PUMP=js`,
+ * `nativePump` is null and the JavaScript path (net.Socket pair) is used instead.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export type PumpHandle = object;
+export type ListenHandle = object;
 
-/** kind 1: EOF on `side` (0 client, 1 backend); 2: error on `side` (`err` = -errno); 3: both directions done. */
+/** Per accepted connection: returns the object its events are delivered to (`this` of the event callback). */
+export type AcceptCallback = (h: PumpHandle, ip: string, port: number) => object | undefined;
+/** Events of accepted connections (PUMP_* kinds; `data` with PUMP_DATA), and PUMP_ACCEPT_ERROR with `this` unset. */
+export type EventCallback = (this: unknown, kind: number, side: number, err: number, data?: Buffer) => void;
+
+/** `kind` is one of the PUMP_* values; `side` 0 is the client, 1 the backend; `err` a negative errno. */
 export type PumpCallback = (kind: number, side: number, err: number) => void;
 
 export interface NativePump {
-  /** A handle, or a negative errno when the fds cannot be polled (the caller keeps the JS pump). */
+  /**
+   * Borrowed fds (the JS sockets keep owning them): a handle, or a negative errno when the fds cannot be
+   * polled (the caller keeps the JS pump).
+   */
   start(fdClient: number, fdBackend: number, cb: PumpCallback): PumpHandle | number;
+  /** Stops a borrowed-fd pump; the sockets stay open. */
   stop(h: PumpHandle): void;
+  /**
+   * Owned fds: dups the client fd (the caller then destroys its net.Socket); a handle, or a negative errno
+   * (EMFILE...) and the caller keeps the JavaScript path.
+   */
+  open(fdClient: number, cb: PumpCallback): PumpHandle | number;
+  /**
+   * One backend attempt on an opened handle: 0, the result follows as PUMP_CONNECTED or
+   * PUMP_CONNECT_FAILED; or a negative errno at once. `head` is sent before anything else once connected.
+   */
+  connect(h: PumpHandle, ip: string, port: number, timeoutMs: number, idleMs: number, head: Buffer): number;
+  /** Closes an owned-fd pump's sockets now (reset: RST instead of FIN); no callback follows. */
+  close(h: PumpHandle, reset: boolean): void;
   bytes(h: PumpHandle, side: 0 | 1): number;
+  /** A listening socket accepting in C; a negative errno (EADDRINUSE, EACCES...) when it cannot bind. */
+  listen(
+    ip: string,
+    port: number,
+    ipv6Only: boolean,
+    onAccept: AcceptCallback,
+    onEvent: EventCallback,
+  ): ListenHandle | number;
+  listenPort(l: ListenHandle): number;
+  unlisten(l: ListenHandle): void;
+  /** Accepted, before connect: deliver client bytes as PUMP_DATA events (0, or a negative errno). */
+  readStart(h: PumpHandle): number;
+  readStop(h: PumpHandle): void;
+  /** Accepted, before connect: bytes written at once, or a negative errno (EAGAIN when not all fit). */
+  write(h: PumpHandle, b: Buffer): number;
+  /** Accepted, before connect: gives the client fd away (for `new net.Socket({ fd })`); no more events. */
+  release(h: PumpHandle): number;
+  localAddress(h: PumpHandle): { address: string; port: number };
 }
 
+/** EOF read on `side`; the other side gets a FIN once everything read before it was sent. */
 export const PUMP_EOF = 1;
+/** Error on `side`; stopped (owned fds: the other side was reset and both are closed). */
 export const PUMP_ERROR = 2;
+/** Both directions finished; stopped (owned fds: closed). */
 export const PUMP_DONE = 3;
+/** Owned fds: the backend connected; the head is being sent and bytes flow. */
+export const PUMP_CONNECTED = 4;
+/** Owned fds: this backend attempt failed (`err`); the client fd stays open for another attempt. */
+export const PUMP_CONNECT_FAILED = 5;
+/** Owned fds: no byte moved for the idle timeout; stopped and closed. */
+export const PUMP_IDLE = 6;
+/** Accepted, reading before connect: `data` holds the bytes read. */
+export const PUMP_DATA = 7;
+/** Listener: accept(2) failed with `err` (EMFILE pauses accepting for 100 ms). */
+export const PUMP_ACCEPT_ERROR = 8;
 
 function load(): NativePump | null {
   if (process.env.SNIGATE_PUMP === 'js') return null;
@@ -30,7 +83,7 @@ function load(): NativePump | null {
   if (!existsSync(file)) return null;
   try {
     const m = createRequire(import.meta.url)(file) as NativePump;
-    return typeof m.start === 'function' ? m : null;
+    return typeof m.start === 'function' && typeof m.listen === 'function' ? m : null;
   } catch {
     return null;
   }

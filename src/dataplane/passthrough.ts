@@ -5,7 +5,6 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import util from 'node:util';
 import type { Backend, UpstreamTls } from '../table/types.ts';
 import type { Balancer, PickedEndpoint } from './balancer.ts';
 import type { EndReason } from './conn-log.ts';
@@ -14,6 +13,7 @@ import type { HealthRegistry } from './health.ts';
 import { nativePump, PUMP_DONE, PUMP_EOF, type PumpHandle } from './native-pump.ts';
 import { PG_ACCEPT_SSL, SSL_REQUEST } from './postgres.ts';
 import { encodeProxyV1, encodeProxyV2, type ProxyAddresses } from './proxy-protocol.ts';
+import { errName, noRead, rawFd, stopReading } from './socket-fd.ts';
 
 export interface PassthroughOptions {
   client: net.Socket;
@@ -41,36 +41,6 @@ export type PassthroughDone = (reason: EndReason, detail: string | null) => void
 type State = 'connecting' | 'pg' | 'piping' | 'ended';
 
 const noop = (): void => {};
-/** Replaces `_read` on a socket whose fd the native pump owns: Node must never read it again. */
-const noRead = (): void => {};
-
-interface RawHandle {
-  fd?: number;
-  reading?: boolean;
-  readStop?: () => number;
-}
-
-/** The fd under a plain connected TCP socket (not a TLSSocket), or -1. */
-function rawFd(sock: net.Socket): number {
-  if (sock instanceof tls.TLSSocket) return -1;
-  const h = (sock as unknown as { _handle: RawHandle | null })._handle;
-  return h !== null && typeof h.fd === 'number' ? h.fd : -1;
-}
-
-function stopReading(sock: net.Socket): void {
-  const h = (sock as unknown as { _handle: RawHandle | null })._handle;
-  if (h?.readStop === undefined) return;
-  h.reading = false;
-  h.readStop();
-}
-
-function errName(err: number): string {
-  try {
-    return util.getSystemErrorName(err);
-  } catch {
-    return `E${-err}`;
-  }
-}
 const EMPTY = Buffer.alloc(0);
 
 /** BackendTLSPolicy subjectAltNames: the certificate must carry one of these (instead of the SNI name). */
@@ -425,16 +395,10 @@ export class Passthrough {
       !this.#clientClosed &&
       this.#tried.length <= this.backend.policy.connectRetries
     ) {
-      const next = o.balancer.nextEndpoint(this.backend, this.#tried);
+      const next = o.balancer.retryEndpoint(this.backend, this.#tried);
       if (next !== null) {
+        this.backend = next.backend;
         this.#connect(next);
-        return;
-      }
-      // Nothing was sent yet: the backend's endpoints all refused, so the fallback backends may take it.
-      const fb = o.balancer.fallbackEndpoint(this.#tried);
-      if (fb !== null) {
-        this.backend = fb.backend;
-        this.#connect(fb);
         return;
       }
     }

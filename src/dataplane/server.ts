@@ -1,13 +1,20 @@
 /** The DataPlane: listens per bind, swaps compiled tables atomically, drains, shuts down. */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { Backend, BackendSet, Bind, RoutingTable } from '../table/types.ts';
+import type { Backend, BackendSet, Bind, Endpoint, RoutingTable } from '../table/types.ts';
 import { Balancer } from './balancer.ts';
 import { hostPort } from './conn-log.ts';
 import { type BindRuntime, type CompiledState, Connection, type HandOff, type Shared } from './connection.ts';
 import { type DataPlaneEvents, withDefaults } from './events.ts';
 import { endpointKey, HealthRegistry, type WatchedEndpoint } from './health.ts';
+import { type NativePump, nativePump, PUMP_ACCEPT_ERROR, type PumpHandle } from './native-pump.ts';
 import { compileBind } from './sni-router.ts';
+import { errName } from './socket-fd.ts';
+
+/** The addon when it may accept (SNIGATE_ACCEPT=node keeps Node's net.Server for every listener). */
+function nativeAccept(): NativePump | null {
+  return process.env.SNIGATE_ACCEPT === 'node' ? null : nativePump;
+}
 
 export interface DataPlaneOptions {
   /** Where `address: null` binds listen, e.g. ['0.0.0.0', '::'] or ['127.0.0.1']. */
@@ -36,7 +43,10 @@ export interface ApplyResult {
 interface Listening extends BindRuntime {
   host: string;
   port: number;
-  server: net.Server;
+  /** Stops accepting; resolves when the socket is closed (a net.Server's once its connections ended too). */
+  stop: () => Promise<void>;
+  /** The bound address (port 0 resolved), null before listening. */
+  address: () => { address: string; port: number } | null;
 }
 
 export class DataPlane {
@@ -111,7 +121,7 @@ export class DataPlane {
       if (wanted.has(k)) continue;
       // Stop accepting; established connections are never touched by a swap, only drained.
       this.#listening.delete(k);
-      l.server.close();
+      void l.stop();
       if (l.connections.size > 0) {
         this.#orphans.add(l);
         this.#drainMissing(l, true);
@@ -125,8 +135,8 @@ export class DataPlane {
   listening(): { address: string; port: number }[] {
     const out: { address: string; port: number }[] = [];
     for (const l of this.#listening.values()) {
-      const a = l.server.address();
-      if (a !== null && typeof a === 'object') out.push({ address: a.address, port: a.port });
+      const a = l.address();
+      if (a !== null) out.push(a);
     }
     return out;
   }
@@ -147,7 +157,7 @@ export class DataPlane {
     const servers: Promise<void>[] = [];
     for (const l of this.#listening.values()) {
       this.#orphans.add(l);
-      servers.push(new Promise((resolve) => l.server.close(() => resolve())));
+      servers.push(l.stop());
     }
     this.#listening.clear();
     await this.#waitIdle(Date.now() + Math.max(0, graceMs));
@@ -171,15 +181,23 @@ export class DataPlane {
     state: CompiledState,
     ipv6Only: boolean,
   ): Promise<string | null> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const l: Listening = {
       host,
       port,
-      server,
       display: hostPort(host, port),
       state,
       connections: new Set(),
       shared: this.#shared,
+      stop: () => Promise.resolve(),
+      address: () => null,
+    };
+    const pump = nativeAccept();
+    if (pump !== null && net.isIP(host) !== 0) return Promise.resolve(this.#openNative(pump, k, l, ipv6Only));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    l.stop = () => new Promise((resolve) => server.close(() => resolve()));
+    l.address = () => {
+      const a = server.address();
+      return a !== null && typeof a === 'object' ? { address: a.address, port: a.port } : null;
     };
     server.on('connection', (socket: net.Socket) => {
       try {
@@ -194,10 +212,7 @@ export class DataPlane {
     return new Promise((resolve) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.removeListener('listening', onListening);
-        const code = err.code ?? err.message;
-        this.#shared.events.bindFailed(l.display, code);
-        this.#shared.logger.error({ bind: l.display, code }, 'bind failed');
-        resolve(code);
+        resolve(this.#bindFailed(l, err.code ?? err.message));
       };
       const onListening = () => {
         server.removeListener('error', onError);
@@ -212,6 +227,54 @@ export class DataPlane {
       server.once('listening', onListening);
       server.listen({ host, port, ipv6Only, exclusive: true });
     });
+  }
+
+  /**
+   * Accepts in C (native/pump): a passthrough connection then never becomes a net.Socket; the ones Node
+   * must serve (termination, HTTP) are handed a net.Socket built on their fd after the ClientHello.
+   */
+  #openNative(pump: NativePump, k: string, l: Listening, ipv6Only: boolean): string | null {
+    const logger = this.#shared.logger;
+    const onAccept = (h: PumpHandle, address: string, port: number): object | undefined => {
+      try {
+        const c = new Connection(l, null, { h, address, port });
+        c.start();
+        return c;
+      } catch (err) {
+        pump.close(h, false);
+        logger.error({ err }, 'accept handler failed');
+        return undefined;
+      }
+    };
+    let lastAcceptError = 0;
+    const onEvent = function (this: unknown, kind: number, side: number, err: number, data?: Buffer): void {
+      if (kind !== PUMP_ACCEPT_ERROR) {
+        (this as Connection).onNative(kind, side, err, data);
+        return;
+      }
+      // Out of fds and the like: logged at most once a second (accepting pauses 100 ms on EMFILE).
+      const now = Date.now();
+      if (now - lastAcceptError < 1000) return;
+      lastAcceptError = now;
+      logger.error({ bind: l.display, code: errName(err) }, 'accept failed');
+    };
+    const h = pump.listen(l.host, l.port, ipv6Only, onAccept, onEvent);
+    if (typeof h === 'number') return this.#bindFailed(l, errName(h));
+    const port = pump.listenPort(h);
+    l.display = hostPort(l.host, port);
+    l.stop = () => {
+      pump.unlisten(h);
+      return Promise.resolve();
+    };
+    l.address = () => ({ address: l.host, port });
+    this.#listening.set(k, l);
+    return null;
+  }
+
+  #bindFailed(l: Listening, code: string): string {
+    this.#shared.events.bindFailed(l.display, code);
+    this.#shared.logger.error({ bind: l.display, code }, 'bind failed');
+    return code;
   }
 
   /** Schedules closing the connections whose route is gone (all of them when the bind is gone). */
@@ -235,12 +298,50 @@ function key(host: string, port: number): string {
   return `${host}|${port}`;
 }
 
-function watch(backends: readonly Backend[], watched: Map<string, WatchedEndpoint>): void {
+function watch(
+  backends: readonly Backend[],
+  watched: Map<string, WatchedEndpoint>,
+  seen: Set<readonly Endpoint[]>,
+): void {
   for (const b of backends) {
+    // The translator shares one endpoint list among the backends of a Service port: its keys are in already.
+    if (seen.has(b.endpoints)) continue;
+    seen.add(b.endpoints);
     for (const e of b.endpoints) {
       const k = endpointKey(e);
       if (!watched.has(k)) watched.set(k, { endpoint: e, check: b.policy.healthCheck });
     }
+  }
+}
+
+/**
+ * The balancers of one compiled bind, each built on the first connection of its route: an apply of 100k
+ * routes would otherwise build 100k balancers (and their endpoint keys) that mostly never serve.
+ * get() answers only for the backend sets of this bind, as an eagerly filled Map would.
+ */
+class LazyBalancers extends Map<BackendSet, Balancer> {
+  readonly #known: Set<BackendSet>;
+  readonly #health: HealthRegistry;
+  readonly #random: () => number;
+
+  constructor(known: Set<BackendSet>, health: HealthRegistry, random: () => number) {
+    super();
+    this.#known = known;
+    this.#health = health;
+    this.#random = random;
+  }
+
+  override get(set: BackendSet): Balancer | undefined {
+    let b = super.get(set);
+    if (b === undefined && this.#known.has(set)) {
+      b = new Balancer(set, this.#health, this.#random);
+      super.set(set, b);
+    }
+    return b;
+  }
+
+  override has(set: BackendSet): boolean {
+    return this.#known.has(set);
   }
 }
 
@@ -251,15 +352,17 @@ function compileState(
   watched: Map<string, WatchedEndpoint>,
   active: { n: number },
 ): CompiledState {
-  const balancers = new Map<BackendSet, Balancer>();
+  const known = new Set<BackendSet>();
+  const seen = new Set<readonly Endpoint[]>();
   for (const listener of bind.listeners) {
     for (const route of listener.routes) {
-      if (balancers.has(route.backends)) continue;
-      balancers.set(route.backends, new Balancer(route.backends, health, random));
-      watch(route.backends.backends, watched);
+      if (known.has(route.backends)) continue;
+      known.add(route.backends);
+      watch(route.backends.backends, watched, seen);
     }
     // Terminated HTTP backends are checked too (TCP, or HTTP with a BackendTrafficPolicy type: HTTP).
-    for (const vhost of listener.http ?? []) for (const rule of vhost.rules) watch(rule.backends, watched);
+    for (const vhost of listener.http ?? [])
+      for (const rule of vhost.rules) watch(rule.backends, watched, seen);
   }
-  return { compiled: compileBind(bind), balancers, active };
+  return { compiled: compileBind(bind), balancers: new LazyBalancers(known, health, random), active };
 }
