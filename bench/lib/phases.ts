@@ -45,6 +45,11 @@ export interface MaxIdleRow extends IdleResult {
   name: string;
   seconds: number;
   cpuS: number;
+  /**
+   * RSS growth per connection of the second half only: the first half also pays one-off growth (heap
+   * semispaces, malloc arenas, the fd table), so this is the cost of one more idle connection.
+   */
+  kbMarginal: number;
 }
 
 /**
@@ -80,24 +85,35 @@ export async function maxIdle(
       const rss0 = treeRssKb(proc.pid);
       const cpu0 = treeCpuMs(proc.pid);
       const t0 = Date.now();
-      const { holder, open, failed } = await Holder.open(port, SNI, n, 300_000);
-      const seconds = (Date.now() - t0) / 1000;
+      // Two holders of half each: RSS after the first half and after both give the marginal cost.
+      const half = Math.floor(n / 2);
+      const a = await Holder.open(port, SNI, half, 300_000);
       try {
         await sleep(2000);
-        const rss1 = treeRssKb(proc.pid);
-        rows.push({
-          name,
-          open,
-          failed,
-          rss0,
-          rss1,
-          kbPerConn: (rss1 - rss0) / Math.max(open, 1),
-          fds: treeFds(proc.pid),
-          seconds,
-          cpuS: (treeCpuMs(proc.pid) - cpu0) / 1000,
-        });
+        const rssHalf = treeRssKb(proc.pid);
+        const b = await Holder.open(port, SNI, n - half, 300_000);
+        const seconds = (Date.now() - t0) / 1000;
+        try {
+          await sleep(2000);
+          const rss1 = treeRssKb(proc.pid);
+          const open = a.open + b.open;
+          rows.push({
+            name,
+            open,
+            failed: a.failed + b.failed,
+            rss0,
+            rss1,
+            kbPerConn: (rss1 - rss0) / Math.max(open, 1),
+            kbMarginal: (rss1 - rssHalf) / Math.max(b.open, 1),
+            fds: treeFds(proc.pid),
+            seconds,
+            cpuS: (treeCpuMs(proc.pid) - cpu0) / 1000,
+          });
+        } finally {
+          await b.holder.close();
+        }
       } finally {
-        await holder.close();
+        await a.holder.close();
       }
     } finally {
       await stopProcess(proc, 10_000);

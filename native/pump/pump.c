@@ -24,7 +24,9 @@
  *   listenPort(l) / unlisten(l)    the bound port; stop accepting and close the socket
  *   onAccept(h, ip, port)          per accepted connection (an owned-fd handle, not reading yet); returns the
  *                                  object events of `h` are delivered to: onEvent.call(owner, kind, side, err, data)
- *   readStart(h) / readStop(h)     before connect: deliver client bytes as kind 7 (data = a Buffer copy)
+ *   readStart(h, timeoutMs)        before connect: deliver client bytes as kind 7 (data = a Buffer copy);
+ *                                  kind 9 once if reading is not stopped within timeoutMs (0: no limit)
+ *   readStop(h)
  *   write(h, buf)                  before connect: bytes written at once, or -errno (-EAGAIN if not all fit)
  *   release(h)                     gives the client fd to Node (new net.Socket({ fd })): no more events
  *   localAddress(h)                { address, port } of the client socket's local end
@@ -36,7 +38,8 @@
  *                                  closed); 4: connected (owned); 5: connect attempt failed, err = -errno
  *                                  (owned; the client fd stays open for another attempt); 6: idle timeout,
  *                                  stopped and closed (owned); 7: client data before connect (accepted);
- *                                  listeners: 8: accept failed (err; EMFILE pauses accepting for 100 ms).
+ *                                  listeners: 8: accept failed (err; EMFILE pauses accepting for 100 ms);
+ *                                  9: read timeout (accepted, before connect; still open, JS decides).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,7 +57,17 @@
 #define BUFSZ 65536
 #define MAX_READS 8
 
-enum { K_EOF = 1, K_ERROR = 2, K_DONE = 3, K_CONNECTED = 4, K_CONNECT_FAILED = 5, K_IDLE = 6, K_DATA = 7, K_ACCEPT_ERROR = 8 };
+enum {
+  K_EOF = 1,
+  K_ERROR = 2,
+  K_DONE = 3,
+  K_CONNECTED = 4,
+  K_CONNECT_FAILED = 5,
+  K_IDLE = 6,
+  K_DATA = 7,
+  K_ACCEPT_ERROR = 8,
+  K_READ_TIMEOUT = 9
+};
 enum { S_OPEN = 0, S_CONNECTING = 1, S_PUMPING = 2, S_STOPPED = 3 };
 
 static char g_buf[BUFSZ];
@@ -433,7 +446,9 @@ static void connect_failed(pump *p, int err) {
 static void on_timer(uv_timer_t *t) {
   pump *p = (pump *)t->data;
   p->refs++;
-  if (p->state == S_CONNECTING) {
+  if (p->state == S_OPEN && p->reading) {
+    emit(p, K_READ_TIMEOUT, 0, UV_ETIMEDOUT, 0, -1);
+  } else if (p->state == S_CONNECTING) {
     connect_failed(p, UV_ETIMEDOUT);
   } else if (p->state == S_PUMPING && p->idle_ms > 0) {
     uint64_t quiet = uv_now(p->loop) - p->last;
@@ -577,6 +592,16 @@ static pump *get(napi_env env, napi_callback_info info, napi_value *argv, size_t
   return (pump *)data;
 }
 
+static int ensure_timer(pump *p) {
+  if (p->timer != NULL) return 0;
+  p->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
+  if (p->timer == NULL) return UV_ENOMEM;
+  uv_timer_init(p->loop, p->timer);
+  p->timer->data = p;
+  p->refs++;
+  return 0;
+}
+
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -590,13 +615,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   if (argc < 6) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, head)");
   if (!p->owned || p->state != S_OPEN) return int_value(env, UV_EINVAL);
-  if (p->timer == NULL) {
-    p->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
-    if (p->timer == NULL) return int_value(env, UV_ENOMEM);
-    uv_timer_init(p->loop, p->timer);
-    p->timer->data = p;
-    p->refs++;
-  }
+  if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
   /* The client is read by the pump from now on. */
   p->reading = 0;
   if (p->s[0].poll != NULL && p->s[0].events != 0) {
@@ -910,11 +929,17 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_read_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
+  double timeout_ms = 0;
   pump *p = get(env, info, argv, &argc);
   if (p == NULL) return NULL;
+  if (argc > 1) napi_get_value_double(env, argv[1], &timeout_ms);
   if (p->state != S_OPEN || p->s[0].poll == NULL) return int_value(env, UV_EINVAL);
+  if (timeout_ms > 0) {
+    if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
+    uv_timer_start(p->timer, on_timer, (uint64_t)timeout_ms, 0);
+  }
   p->reading = 1;
   p->s[0].events = UV_READABLE;
   return int_value(env, uv_poll_start(&p->s[0].poll->h, UV_READABLE, on_poll));
@@ -929,6 +954,7 @@ static napi_value js_read_stop(napi_env env, napi_callback_info info) {
     p->reading = 0;
     uv_poll_stop(&p->s[0].poll->h);
     p->s[0].events = 0;
+    if (p->timer != NULL) uv_timer_stop(p->timer);
   }
   return NULL;
 }

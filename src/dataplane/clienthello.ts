@@ -188,14 +188,15 @@ function parseBody(body: Buffer): Parsed {
   if (exts === null) return bad('bad extensions length');
   if (c.remaining !== 0) return bad('trailing bytes after extensions');
 
-  const seen = new Set<number>();
+  // A hello carries a few dozen extensions at most: a linear scan beats hashing them into a Set.
+  const seen: number[] = [];
   while (exts.remaining > 0) {
     const type = exts.u16();
     const data = exts.vec(2);
     if (type < 0 || data === null) return bad('truncated extension');
     // Duplicates are illegal (RFC 8446 §4.2) and would let two parsers disagree on the SNI.
-    if (seen.has(type)) return bad(`duplicate extension ${type}`);
-    seen.add(type);
+    if (seen.includes(type)) return bad(`duplicate extension ${type}`);
+    seen.push(type);
     if (type === EXT_SERVER_NAME) {
       const r = parseServerName(data);
       if ('error' in r) return bad(r.error);
@@ -229,13 +230,13 @@ export class ClientHelloReader {
   private result: HelloResult = NEED_MORE;
 
   // Record framing state.
-  private readonly recHeader = Buffer.alloc(RECORD_HEADER);
+  private readonly recHeader = new Uint8Array(RECORD_HEADER);
   private recHeaderFill = 0;
   private recRemaining = 0;
   private records = 0;
 
   // Handshake reassembly state.
-  private readonly hsHeader = Buffer.alloc(HANDSHAKE_HEADER);
+  private readonly hsHeader = new Uint8Array(HANDSHAKE_HEADER);
   private hsHeaderFill = 0;
   private body: Buffer | null = null;
   private bodyFill = 0;
@@ -257,17 +258,37 @@ export class ClientHelloReader {
 
   push(chunk: Buffer): HelloResult {
     if (chunk.length === 0) return this.result;
+    const first = this.total === 0;
     this.chunks.push(chunk);
     this.total += chunk.length;
     if (this.result.status !== 'need-more') return this.result;
     try {
-      this.result = this.consume(chunk);
+      this.result = (first ? this.whole(chunk) : null) ?? this.consume(chunk);
     } catch (err) {
       // Unreachable by design; kept so that no input can ever throw out of push().
       this.result = fail('malformed', `internal error: ${String(err)}`);
     }
     if (this.result.status !== 'need-more') this.body = null;
     return this.result;
+  }
+
+  /**
+   * The common case: the first chunk holds one record with the whole ClientHello. It is parsed in place
+   * (no copy, no framing state); anything unusual (fragments, several records, bad headers) returns null
+   * and takes the byte-by-byte path, which decides errors exactly as before.
+   */
+  private whole(chunk: Buffer): HelloResult | null {
+    if (chunk.length < RECORD_HEADER + HANDSHAKE_HEADER) return null;
+    if (chunk[0] !== CONTENT_HANDSHAKE || chunk[1] !== 3 || chunk[2]! > 4) return null;
+    const recLen = (chunk[3]! << 8) | chunk[4]!;
+    if (recLen === 0 || recLen > MAX_RECORD_LENGTH || chunk[5] !== HANDSHAKE_CLIENT_HELLO) return null;
+    const len = (chunk[6]! << 16) | (chunk[7]! << 8) | chunk[8]!;
+    const end = RECORD_HEADER + HANDSHAKE_HEADER + len;
+    if (len + HANDSHAKE_HEADER > recLen || len + HANDSHAKE_HEADER > this.maxBytes || chunk.length < end) {
+      return null;
+    }
+    this.records = 1;
+    return this.finish(chunk.subarray(RECORD_HEADER + HANDSHAKE_HEADER, end));
   }
 
   private consume(chunk: Buffer): HelloResult {
@@ -310,7 +331,7 @@ export class ClientHelloReader {
       case 4:
         return null;
       default: {
-        const len = h.readUInt16BE(3);
+        const len = (h[3]! << 8) | h[4]!;
         this.recHeaderFill = 0;
         this.records++;
         if (len === 0) return fail('malformed', 'empty handshake record');
@@ -335,7 +356,8 @@ export class ClientHelloReader {
         return fail('not-client-hello', `handshake type ${b} is not ClientHello`);
       }
       if (this.hsHeaderFill === HANDSHAKE_HEADER) {
-        const len = this.hsHeader.readUIntBE(1, 3);
+        const hs = this.hsHeader;
+        const len = (hs[1]! << 16) | (hs[2]! << 8) | hs[3]!;
         if (len + HANDSHAKE_HEADER > this.maxBytes) {
           return fail('too-large', `ClientHello of ${len + HANDSHAKE_HEADER} bytes exceeds ${this.maxBytes}`);
         }

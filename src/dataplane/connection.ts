@@ -10,7 +10,14 @@ import { admitConnection } from './conn-rate.ts';
 import type { DataPlaneEvents } from './events.ts';
 import type { HealthRegistry } from './health.ts';
 import { NativePassthrough } from './native-passthrough.ts';
-import { nativePump, PUMP_DATA, PUMP_EOF, PUMP_ERROR, type PumpHandle } from './native-pump.ts';
+import {
+  nativePump,
+  PUMP_DATA,
+  PUMP_EOF,
+  PUMP_ERROR,
+  PUMP_READ_TIMEOUT,
+  type PumpHandle,
+} from './native-pump.ts';
 import { Passthrough } from './passthrough.ts';
 import { PreambleReader } from './preamble.ts';
 import { isTrusted, type ProxyAddresses, proxyAddressesFor } from './proxy-protocol.ts';
@@ -79,6 +86,13 @@ export interface BindRuntime {
   shared: Shared;
 }
 
+interface SocketHandlers {
+  error: (err: NodeJS.ErrnoException) => void;
+  end: () => void;
+  close: (hadError: boolean) => void;
+  data: (chunk: Buffer) => void;
+}
+
 let nextConnId = 1;
 const noop = (): void => {};
 
@@ -100,7 +114,13 @@ export class Connection {
   readonly #startedAt = performance.now();
   #clientAddress = '';
   #clientPort = 0;
+  /** Until routed; then only what the record needs is kept (#hello, #proxyIn). */
   #reader: PreambleReader | null = null;
+  #hello: ClientHello | null = null;
+  /** Addresses from a PROXY header in. */
+  #proxyIn: ProxyAddresses | null = null;
+  /** Listeners on the net.Socket, made only for connections that have one (native ones never do). */
+  #handlers: SocketHandlers | null = null;
   #helloTimer: NodeJS.Timeout | null = null;
   #helloMs: number | null = null;
   #pt: Passthrough | NativePassthrough | null = null;
@@ -169,6 +189,7 @@ export class Connection {
       return;
     }
     if (kind === PUMP_DATA && data !== undefined) this.#onData(data);
+    else if (kind === PUMP_READ_TIMEOUT) this.#onHelloTimeout();
     else if (kind === PUMP_EOF) this.#onEnd();
     else if (kind === PUMP_ERROR) {
       // The pump closed the fd already.
@@ -179,9 +200,15 @@ export class Connection {
   }
 
   #listen(socket: net.Socket): void {
-    socket.on('error', this.#onError);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onClose);
+    const h = (this.#handlers ??= {
+      error: (err) => this.#onError(err),
+      end: () => this.#onEnd(),
+      close: (hadError) => this.#onClose(hadError),
+      data: (chunk) => this.#onData(chunk),
+    });
+    socket.on('error', h.error);
+    socket.on('end', h.end);
+    socket.on('close', h.close);
   }
 
   /** Closes the client now (a native one) or soon (a socket: its 'close' event ends the record). */
@@ -234,22 +261,24 @@ export class Connection {
         readHello: bind.protocol === 'tls',
         helloMaxBytes: bind.client.helloMaxBytes,
       },
-      this.#reply,
+      (b) => this.#reply(b),
     );
     this.#reader = reader;
     if (reader.immediate) {
       this.#routeNow();
       return;
     }
-    this.#helloTimer = setTimeout(this.#onHelloTimeout, bind.client.helloTimeoutMs);
-    if (socket !== null) socket.on('data', this.#onData);
-    else {
-      const r = nativePump!.readStart(this.#h!);
+    if (socket !== null) {
+      this.#helloTimer = setTimeout(() => this.#onHelloTimeout(), bind.client.helloTimeoutMs);
+      socket.on('data', this.#handlers!.data);
+    } else {
+      // The pump's own timer: no Node timer per connection.
+      const r = nativePump!.readStart(this.#h!, bind.client.helloTimeoutMs);
       if (r < 0) throw new Error(`cannot read the client: ${errName(r)}`);
     }
   }
 
-  #reply = (b: Buffer): void => {
+  #reply(b: Buffer): void {
     const h = this.#h;
     if (h === null) {
       this.#socket?.write(b);
@@ -257,9 +286,9 @@ export class Connection {
     }
     const n = nativePump!.write(h, b);
     if (n > 0) this.#bytesWritten += n;
-  };
+  }
 
-  #onData = (chunk: Buffer): void => {
+  #onData(chunk: Buffer): void {
     try {
       const reader = this.#reader!;
       const status = reader.push(chunk);
@@ -281,7 +310,7 @@ export class Connection {
     } catch (err) {
       this.#fail(err);
     }
-  };
+  }
 
   #stopReading(): void {
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
@@ -293,18 +322,20 @@ export class Connection {
     const socket = this.#socket;
     if (socket === null) return;
     socket.pause();
-    socket.removeListener('data', this.#onData);
+    if (this.#handlers !== null) socket.removeListener('data', this.#handlers.data);
   }
 
-  #onHelloTimeout = (): void => {
+  #onHelloTimeout(): void {
     this.#helloTimer = null;
     this.#stopReading();
     this.#reject('hello-timeout', `${this.#reader?.tail().length ?? 0} bytes read`);
-  };
+  }
 
   /** Reads the table current now: a hello completed after a swap follows the new table. */
   #routeNow(): void {
     const reader = this.#reader!;
+    this.#hello = reader.hello;
+    this.#proxyIn = reader.proxy;
     const state = this.#rt.state;
     const m = state.compiled.match(reader.hello?.sni ?? null);
     if (m.listener !== undefined) this.#listener = m.listener;
@@ -346,13 +377,14 @@ export class Connection {
             backend: pick.backend,
             first: pick,
             head: reader.tail(),
-            proxyOut: this.#proxyOut,
+            proxyOut: () => this.#proxyOut(),
             health: shared.health,
             events: shared.events,
           },
-          this.#onPassthroughDone,
+          (reason, detail) => this.#finish(reason, detail),
         );
         reader.release();
+        this.#reader = null;
         this.#pt = pt;
         pt.start();
         return;
@@ -369,14 +401,15 @@ export class Connection {
             backend: pick.backend,
             first: pick,
             head: reader.tail(),
-            proxyOut: this.#proxyOut,
+            proxyOut: () => this.#proxyOut(),
             health: shared.health,
             events: shared.events,
           },
-          this.#onPassthroughDone,
+          (reason, detail) => this.#finish(reason, detail),
         );
     if (native !== null) {
       reader.release();
+      this.#reader = null;
       this.#detach(socket);
       this.#pt = native;
       native.start();
@@ -390,13 +423,14 @@ export class Connection {
         first: pick,
         head: reader.tail(),
         pgSsl: reader.pgSsl,
-        proxyOut: this.#proxyOut,
+        proxyOut: () => this.#proxyOut(),
         health: shared.health,
         events: shared.events,
       },
-      this.#onPassthroughDone,
+      (reason, detail) => this.#finish(reason, detail),
     );
     reader.release();
+    this.#reader = null;
     this.#pt = pt;
     pt.start();
   }
@@ -406,9 +440,13 @@ export class Connection {
    * the connection open) and forgotten, so an established connection keeps no net.Socket alive.
    */
   #detach(socket: net.Socket): void {
-    socket.removeListener('error', this.#onError);
-    socket.removeListener('end', this.#onEnd);
-    socket.removeListener('close', this.#onClose);
+    const h = this.#handlers;
+    if (h !== null) {
+      socket.removeListener('error', h.error);
+      socket.removeListener('end', h.end);
+      socket.removeListener('close', h.close);
+      this.#handlers = null;
+    }
     socket.on('error', noop);
     this.#bytesRead += socket.bytesRead;
     this.#bytesWritten += socket.bytesWritten;
@@ -449,10 +487,11 @@ export class Connection {
       outcome,
     });
     reader.release();
+    this.#reader = null;
   }
 
-  #proxyOut = (): ProxyAddresses => {
-    const p = this.#reader?.proxy;
+  #proxyOut(): ProxyAddresses {
+    const p = this.#proxyIn;
     let local: { address?: string; port?: number } = {};
     if (this.#h !== null) local = nativePump!.localAddress(this.#h);
     else if (this.#socket !== null)
@@ -463,11 +502,7 @@ export class Connection {
       p?.destAddress ?? local.address ?? '0.0.0.0',
       p?.destPort ?? local.port ?? 0,
     );
-  };
-
-  #onPassthroughDone = (reason: EndReason, detail: string | null): void => {
-    this.#finish(reason, detail);
-  };
+  }
 
   #reject(reason: EndReason, detail: string | null): void {
     this.#reason ??= reason;
@@ -482,16 +517,16 @@ export class Connection {
     else this.#reject('internal-error', err instanceof Error ? err.message : String(err));
   }
 
-  #onError = (err: NodeJS.ErrnoException): void => {
+  #onError(err: NodeJS.ErrnoException): void {
     if (this.#pt !== null) {
       this.#pt.clientError(err);
       return;
     }
     this.#reason ??= 'client-reset';
     this.#detail ??= err.code ?? err.message;
-  };
+  }
 
-  #onEnd = (): void => {
+  #onEnd(): void {
     if (this.#pt !== null) {
       this.#pt.clientEnd();
       return;
@@ -500,9 +535,9 @@ export class Connection {
     // EOF before routing: with allowHalfOpen nothing would close the socket for us.
     this.#stopReading();
     this.#reject('client-closed', 'eof before routing');
-  };
+  }
 
-  #onClose = (hadError: boolean): void => {
+  #onClose(hadError: boolean): void {
     if (this.#pt !== null) {
       this.#pt.clientClose();
       return;
@@ -517,7 +552,7 @@ export class Connection {
     // The taker may still be closing a backend stream: the record waits for it.
     if (o?.pending) o.settled = end;
     else end();
-  };
+  }
 
   #finish(reason: EndReason, detail: string | null): void {
     if (this.#finished) return;
@@ -525,7 +560,7 @@ export class Connection {
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     this.#rt.connections.delete(this);
     this.#active.n--;
-    const hello = this.#reader?.hello ?? null;
+    const hello = this.#hello ?? this.#reader?.hello ?? null;
     const route = this.#route?.route;
     const record: ConnectionRecord = {
       connId: this.connId,

@@ -180,7 +180,8 @@ export class NativePassthrough {
         this.#head = EMPTY;
         this.#proxy = null;
         const life = this.backend.policy.maxLifetimeMs;
-        if (life > 0) this.#lifetime = setTimeout(this.#onLifetime, life);
+        // A closure only for the connections that have a lifetime limit.
+        if (life > 0) this.#lifetime = setTimeout(() => this.#onLifetime(), life);
         return;
       }
       case PUMP_CONNECT_FAILED:
@@ -204,10 +205,10 @@ export class NativePassthrough {
     this.#finish();
   }
 
-  #onLifetime = (): void => {
+  #onLifetime(): void {
     this.#lifetime = null;
     this.abort('max-lifetime');
-  };
+  }
 
   #connectFailed(code: string): void {
     this.#health.reportFailure(this.endpoint, this.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);

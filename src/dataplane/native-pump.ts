@@ -50,8 +50,11 @@ export interface NativePump {
   ): ListenHandle | number;
   listenPort(l: ListenHandle): number;
   unlisten(l: ListenHandle): void;
-  /** Accepted, before connect: deliver client bytes as PUMP_DATA events (0, or a negative errno). */
-  readStart(h: PumpHandle): number;
+  /**
+   * Accepted, before connect: deliver client bytes as PUMP_DATA events, and PUMP_READ_TIMEOUT once if
+   * reading is not stopped within `timeoutMs` (0: no limit). 0, or a negative errno.
+   */
+  readStart(h: PumpHandle, timeoutMs: number): number;
   readStop(h: PumpHandle): void;
   /** Accepted, before connect: bytes written at once, or a negative errno (EAGAIN when not all fit). */
   write(h: PumpHandle, b: Buffer): number;
@@ -76,6 +79,8 @@ export const PUMP_IDLE = 6;
 export const PUMP_DATA = 7;
 /** Listener: accept(2) failed with `err` (EMFILE pauses accepting for 100 ms). */
 export const PUMP_ACCEPT_ERROR = 8;
+/** Accepted, reading before connect: the read timeout passed (the connection is still open). */
+export const PUMP_READ_TIMEOUT = 9;
 
 function load(): NativePump | null {
   if (process.env.SNIGATE_PUMP === 'js') return null;
