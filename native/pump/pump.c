@@ -473,7 +473,11 @@ static void on_connect_poll(uv_poll_t *h, int status, int events) {
   p->last = uv_now(p->loop);
   if (p->timer != NULL) {
     if (p->idle_ms > 0) uv_timer_start(p->timer, on_timer, p->idle_ms, 0);
-    else uv_timer_stop(p->timer);
+    else {
+      /* Nothing left to time: an idle connection keeps no timer. */
+      uv_close((uv_handle_t *)p->timer, on_timer_closed);
+      p->timer = NULL;
+    }
   }
   /* Force update() to re-arm this handle with on_poll. */
   uv_poll_stop(h);
