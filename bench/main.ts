@@ -203,6 +203,16 @@ async function main(): Promise<void> {
       ...termTargets.slice(0, r % termTargets.length),
     ];
     if (!phase('terminate')) continue;
+    // New connections through the terminating paths: a full TLS handshake by the proxy itself each time.
+    for (const t of termOrder) {
+      const pid = termProcs[t]!.pid;
+      const c0 = treeCpuMs(pid);
+      const nc = await newConnections(termPort[t]!, Math.round(cfg.newConnPerProc / 2));
+      const c1 = treeCpuMs(pid);
+      add('termNewconn', t, r, nc.perSec);
+      add('termCpuConn', t, r, ((c1 - c0) * 1000) / Math.max(nc.ok, 1));
+      if (nc.failed > 0) failures.push(`run ${r + 1} ${t} terminating new connections: ${nc.failed} failed`);
+    }
     for (const t of termOrder) {
       const pid = termProcs[t]!.pid;
       const c0 = treeCpuMs(pid);
@@ -231,6 +241,12 @@ async function main(): Promise<void> {
     { key: 'cpuConn', label: 'proxy CPU µs / new connection', higherBetter: false },
     { key: 'cpuReq', label: 'proxy CPU µs / keep-alive request', higherBetter: false },
     { key: 'cpuGB', label: 'proxy CPU ms / GB', higherBetter: false },
+    { key: 'termNewconn', label: 'TLS termination: new TLS connections/s', higherBetter: true },
+    {
+      key: 'termCpuConn',
+      label: 'TLS termination: proxy CPU µs / new connection (handshake + 1 request)',
+      higherBetter: false,
+    },
     { key: 'termKa', label: 'TLS termination: keep-alive HTTPS req/s', higherBetter: true },
     { key: 'termP99', label: 'TLS termination: keep-alive p99 ms', higherBetter: false },
     {
@@ -264,7 +280,7 @@ async function main(): Promise<void> {
   );
   say();
   say(
-    `TLS termination rows: each proxy terminates TLS for ${peers.SNI} (ECDSA P-256) and proxies HTTP/1.1 to the origin's plain-HTTP port with upstream keep-alive: snigate (HTTPS listener + HTTPRoute), "snigate + WAF" (the same plus a SecurityPolicy: WAF, CRS paranoia 1, Block), HAProxy \`mode http\` (\`bind ssl crt\`), nginx \`http\` (\`listen ssl\`, \`proxy_pass\`, \`keepalive 64\`); load as keep-alive above (wrk -t2 -c64, ${cfg.keepAliveS} s, GET /small).`,
+    `TLS termination rows: each proxy terminates TLS for ${peers.SNI} (ECDSA P-256) and proxies HTTP/1.1 to the origin's plain-HTTP port with upstream keep-alive: snigate (HTTPS listener + HTTPRoute), "snigate + WAF" (the same plus a SecurityPolicy: WAF, CRS paranoia 1, Block), HAProxy \`mode http\` (\`bind ssl crt\`), nginx \`http\` (\`listen ssl\`, \`proxy_pass\`, \`keepalive 64\`); load as keep-alive above (wrk -t2 -c64, ${cfg.keepAliveS} s, GET /small); new connections as above with half the count, each a full handshake with the proxy.`,
   );
   say();
   say(ratioTable(metrics, [...targets, 'snigate (info log)', 'snigate + WAF', 'nginx'], samples));
