@@ -21,14 +21,22 @@ const HOP_BY_HOP = new Set([
 /** Request headers the proxy owns: stripped from the client's and set by us. */
 const PROXY_OWNED = new Set(['host', 'expect', 'x-forwarded-client-cert']);
 
-/** Connection-specific header names: the fixed list plus the names listed in `Connection`. */
+/** `Connection` values seen (bounded: clients choose them) → their drop sets; most are `keep-alive` or `close`. */
+const connectionSets = new Map<string, Set<string>>();
+
+/** Connection-specific header names: the fixed list plus the names listed in `Connection`. Never mutate the result. */
 function connectionHeaders(connection: string | undefined): Set<string> {
   if (connection === undefined || connection === '') return HOP_BY_HOP;
-  const set = new Set(HOP_BY_HOP);
+  const known = connectionSets.get(connection);
+  if (known !== undefined) return known;
+  let set = HOP_BY_HOP;
   for (const t of connection.split(',')) {
     const name = t.trim().toLowerCase();
-    if (name !== '') set.add(name);
+    if (name === '' || set.has(name)) continue;
+    if (set === HOP_BY_HOP) set = new Set(HOP_BY_HOP);
+    set.add(name);
   }
+  if (connectionSets.size < 64 && connection.length <= 256) connectionSets.set(connection, set);
   return set;
 }
 
@@ -115,21 +123,39 @@ function quote(v: string, always: boolean): string {
   return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** Upstream response headers as they should go to the client: hop-by-hop removed, ResponseHeaderModifiers applied. */
+/**
+ * Upstream response headers as they should go to the client, as the flat `[name, value, ...]` list `writeHead` takes
+ * without building an object: hop-by-hop removed, ResponseHeaderModifiers applied. Repeated names stay repeated.
+ */
 export function downstreamResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
   mods: HeaderMod[],
-): Record<string, string[]> {
+): string[] {
   const conn = upstream.connection;
-  const drop = connectionHeaders(Array.isArray(conn) ? conn.join(',') : conn);
-  const list: HeaderList = new Map();
-  for (const [name, value] of Object.entries(upstream)) {
+  const drop =
+    conn === undefined ? HOP_BY_HOP : connectionHeaders(Array.isArray(conn) ? conn.join(',') : conn);
+  const out: string[] = [];
+  if (mods.length > 0) {
+    const list: HeaderList = new Map();
+    for (const [name, value] of Object.entries(upstream)) {
+      const key = name.toLowerCase();
+      if (value === undefined || drop.has(key)) continue;
+      list.set(key, Array.isArray(value) ? [...value] : [value]);
+    }
+    for (const m of mods) modifyHeaders(list, m);
+    for (const [k, vs] of list) for (const v of vs) out.push(k, v);
+    return out;
+  }
+  const names = Object.keys(upstream);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const value = upstream[name];
     const key = name.toLowerCase();
     if (value === undefined || drop.has(key)) continue;
-    list.set(key, Array.isArray(value) ? [...value] : [value]);
+    if (typeof value === 'string') out.push(key, value);
+    else for (const v of value) out.push(key, v);
   }
-  for (const m of mods) modifyHeaders(list, m);
-  return Object.fromEntries(list);
+  return out;
 }
 
 /** HeaderList → undici's headers object (arrays become repeated header lines). */
@@ -137,6 +163,25 @@ export function toUndiciHeaders(headers: HeaderList, host: string): Record<strin
   const out: Record<string, string | string[]> = { host };
   for (const [k, v] of headers) out[k] = v.length === 1 ? v[0]! : v;
   return out;
+}
+
+/** HeaderList → the flat `[name, value, ...]` list undici's dispatch takes (no object, one line per value). */
+export function toUndiciHeaderList(headers: HeaderList, host: string): string[] {
+  // A filter that set `host` replaces ours, first in place, as the object form did (several values: undici refuses).
+  const own = headers.get('host');
+  const out = own === undefined ? ['host', host] : ['host', (own.length === 1 ? own[0] : own) as string];
+  // forEach with a `this` argument: no closure and no [key, value] entry array per header.
+  headers.forEach(own === undefined ? pushHeader : pushHeaderButHost, out);
+  return out;
+}
+
+function pushHeader(this: string[], values: string[], name: string): void {
+  if (values.length === 1) this.push(name, values[0]!);
+  else for (const v of values) this.push(name, v);
+}
+
+function pushHeaderButHost(this: string[], values: string[], name: string): void {
+  if (name !== 'host') pushHeader.call(this, values, name);
 }
 
 /** Serializes an HTTP/1.1 request head (WebSocket upgrades write it on a raw socket). */

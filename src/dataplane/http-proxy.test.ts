@@ -743,3 +743,53 @@ test('a client that goes away mid-response aborts the upstream request', async (
   const [log] = await p.waitLogs(1);
   assert.equal(log!.error, 'client-closed');
 });
+
+test('a slow client: the upstream is paused while the client does not drain, and every byte arrives', async () => {
+  const size = 8 * 1024 * 1024;
+  const b = await bulk(size);
+  const l = single([rule({}, [httpBackend('bulk', [ep(b)])])]);
+  const p = await startProxy(l);
+  const req = http.request({ host: '127.0.0.1', port: p.port, path: '/', agent: false });
+  req.end();
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  // Not reading for a while fills the socket buffers: the proxy must wait for 'drain', not buffer 8 MB.
+  res.pause();
+  await new Promise((r) => setTimeout(r, 300));
+  let got = 0;
+  res.on('data', (c: Buffer) => (got += c.length));
+  res.resume();
+  await once(res, 'end');
+  assert.equal(got, size);
+  const [log] = await p.waitLogs(1);
+  assert.equal(log!.bytesOut, size);
+  assert.equal(log!.error, null);
+});
+
+test('backendRequest timeout after the response started: the client connection is cut', async () => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('partial');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(() => r()));
+  });
+  const l = single([
+    rule({}, [httpBackend('stall', [ep(server.address() as AddressInfo)])], {
+      timeouts: { requestMs: 0, backendRequestMs: 150 },
+    }),
+  ]);
+  const p = await startProxy(l);
+  const req = http.request({ host: '127.0.0.1', port: p.port, path: '/', agent: false });
+  req.end();
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  assert.equal(res.statusCode, 200);
+  res.resume();
+  // 7 of the 100 promised bytes, then the proxy gives up: the client sees the response aborted.
+  await once(res, 'aborted');
+  const [log] = await p.waitLogs(1);
+  assert.equal(log!.status, 200);
+  assert.notEqual(log!.error, null);
+});

@@ -9,6 +9,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type Duplex, PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import { rateLimitHeaders, rateLimitKey, tooManyRequests } from '../ratelimit/headers.ts';
 import type { LimitResult } from '../ratelimit/token-bucket.ts';
 import type { Backend, HttpBackend, HttpRule } from '../table/types.ts';
@@ -25,12 +26,19 @@ import {
   addForwardingHeaders,
   downstreamResponseHeaders,
   newRequestId,
-  toUndiciHeaders,
+  toUndiciHeaderList,
   unmapV4,
   upstreamRequestHeaders,
 } from './http-headers.ts';
 import { Mirrors } from './http-mirror.ts';
-import { chooseListener, normalizeHost, normalizePath, routerFor } from './http-router.ts';
+import {
+  chooseListener,
+  type ListenerChoice,
+  type MatchInput,
+  normalizeHost,
+  normalizePath,
+  routerFor,
+} from './http-router.ts';
 import {
   addressRefused,
   type CompiledSecurity,
@@ -40,7 +48,7 @@ import {
   SecurityRuntime,
 } from './http-security.ts';
 import type { AnyRequest, AnyResponse, HttpHandler, RequestContext } from './http-types.ts';
-import { type PoolOptions, UpstreamPools } from './http-upstream.ts';
+import { type Lease, type PoolOptions, UpstreamPools } from './http-upstream.ts';
 import { handleUpgrade } from './http-websocket.ts';
 
 /** The parts of HealthRegistry the proxy uses: pick healthy endpoints, report connect outcomes. */
@@ -116,7 +124,7 @@ export interface ProxyCore {
 interface Res {
   headersSent: boolean;
   statusCode: number;
-  writeHead(status: number, headers?: Record<string, string | string[]>): unknown;
+  writeHead(status: number, headers?: Record<string, string | string[]> | string[]): unknown;
   write(chunk: Buffer): boolean;
   end(data?: string): unknown;
   on(event: string, fn: (...args: unknown[]) => void): unknown;
@@ -159,6 +167,11 @@ class HttpProxy implements HttpHandler, ProxyCore {
   readonly #mirrors: Mirrors;
   readonly #blockLists = new WeakMap<HttpRule, BlockList>();
   readonly #warned = new WeakSet<object>();
+  /** Per connection context (a swap brings a new one): the last Host and the listener it chose. */
+  readonly #hostMemo = new WeakMap<
+    RequestContext,
+    { authority: string; host: string; choice: ListenerChoice }
+  >();
 
   constructor(opts: HttpHandlerOptions) {
     this.logger = opts.logger;
@@ -174,116 +187,122 @@ class HttpProxy implements HttpHandler, ProxyCore {
     const res = response as unknown as Res;
     const h2 = req.httpVersionMajor === 2;
     const x = this.#begin(ctx, req, h2 ? 'HTTP/2' : 'HTTP/1.1');
-    const method = req.method ?? 'GET';
-    let finished = false;
-    let answered = false;
-    let closed = false;
-    let stop: ((reason: string) => void) | null = null;
-    let requestTimer: NodeJS.Timeout | null = null;
-    // An HTTP/1.1 request body we stop reading would stall the connection: close it after answering.
-    const answer = (d: LocalAnswer): void => {
-      answered = true;
-      localAnswer(res, d, x, !h2 && !req.complete);
-    };
-    const abandon = (d: LocalAnswer): void => (res.headersSent ? destroyResponse(res) : answer(d));
-    res.once('finish', () => (finished = true));
-    res.once('close', () => {
-      closed = true;
-      if (requestTimer !== null) clearTimeout(requestTimer);
-      if (!finished) {
-        x.record.error ??= 'client-closed';
-        stop?.('client-closed');
-      }
-      x.record.status = res.headersSent ? res.statusCode : 0;
-      this.finish(x);
-    });
+    const f = new Flight(this, x, req, res, h2);
     try {
       const a = (h2 ? req.headers[':authority'] : undefined) ?? req.headers.host;
-      const d = this.resolve(x, method, Array.isArray(a) ? a[0] : a, req.url ?? '/', req);
+      const d = this.resolve(x, f.method, Array.isArray(a) ? a[0] : a, req.url ?? '/', req);
       if (d.kind === 'local') {
         req.resume();
-        answer(d);
+        f.answer(d);
         return;
       }
       const ms = d.rule.timeouts.requestMs;
-      if (ms > 0) {
-        requestTimer = setTimeout(() => {
-          x.record.error = 'request-timeout';
-          stop?.('request-timeout');
-          abandon(local(504, 'request-timeout', 'upstream request timeout'));
-        }, ms);
-      }
+      if (ms > 0) f.requestTimer = setTimeout(onRequestTimeout, ms, f);
       const sec = x.security;
       if (sec?.guarded) {
         this.guard(x, d, req, (fn) => res.once('close', fn)).then(
           (g) => {
-            if (answered || closed) {
+            if (f.answered || f.closed) {
               g.kind === 'pass' && g.body?.destroy();
               return;
             }
-            if (g.kind === 'answer') answer(g.answer);
-            else this.#proceed(x, method, d, req, h2, res, g.body, answer, abandon, (s) => (stop = s));
+            if (g.kind === 'answer') f.answer(g.answer);
+            else this.#proceed(f, d, g.body);
           },
           (err: Error) => {
             this.logger.error(
               { err, connId: ctx.connId, requestId: x.requestId },
               'http proxy internal error',
             );
-            if (!answered && !closed) abandon(local(500, 'internal-error', 'internal error'));
+            if (!f.answered && !f.closed) f.abandon(local(500, 'internal-error', 'internal error'));
           },
         );
         return;
       }
-      this.#proceed(x, method, d, req, h2, res, undefined, answer, abandon, (s) => (stop = s));
+      this.#proceed(f, d, undefined);
     } catch (err) {
       this.logger.error({ err, connId: ctx.connId, requestId: x.requestId }, 'http proxy internal error');
-      abandon(local(500, 'internal-error', 'internal error'));
+      f.abandon(local(500, 'internal-error', 'internal error'));
     }
   }
 
   /** Mirrors and the upstream attempts (one retry for an idempotent request without a body). */
-  #proceed(
-    x: Exchange,
-    method: string,
-    d: Extract<Decision, { kind: 'forward' }>,
-    req: AnyRequest,
-    h2: boolean,
-    res: Res,
-    replay: PassThrough | undefined,
-    answer: (d: LocalAnswer) => void,
-    abandon: (d: LocalAnswer) => void,
-    setStop: (s: ((reason: string) => void) | null) => void,
-  ): void {
+  #proceed(f: Flight, d: ForwardDecision, replay: PassThrough | undefined): void {
+    const x = f.x;
     try {
-      const body = this.#requestBody(req, d.rule, h2, x, replay);
+      const body = this.#requestBody(f.req, d.rule, f.h2, x, replay);
       if (body === 'too-large') {
-        answer(local(413, 'body-too-large', 'request body too large'));
+        f.answer(local(413, 'body-too-large', 'request body too large'));
         return;
       }
-      for (const m of d.plan.mirrors) this.#mirrors.fire(x.requestId, method, d.plan, m, body?.tee());
-      const attempt = (picked: PickedEndpoint, n: number): void => {
-        setStop(
-          this.#forward(x, method, d, picked, body?.stream ?? null, res, (code, kind) => {
-            setStop(null);
-            if (code === 'BODY_TOO_LARGE')
-              return abandon(local(413, 'body-too-large', 'request body too large'));
-            // Nothing was sent: an idempotent request without a body may try one other endpoint.
-            if (kind !== 'other' && n === 0 && body === null && IDEMPOTENT.has(method.toUpperCase())) {
-              const next = d.balancer.nextEndpoint(d.backend, [picked.key]);
-              if (next !== null) return attempt(next, 1);
-            }
-            if (code === 'backend-timeout')
-              return abandon(local(504, 'backend-timeout', 'upstream request timeout'));
-            const error = kind === 'connect' ? `connect-failed: ${code}` : `upstream-error: ${code}`;
-            abandon(local(502, error, 'bad gateway'));
-          }),
-        );
-      };
-      attempt(d.picked, 0);
+      for (const m of d.plan.mirrors) this.#mirrors.fire(x.requestId, f.method, d.plan, m, body?.tee());
+      f.d = d;
+      f.body = body;
+      this.#forward(f, d.picked, 0);
     } catch (err) {
       this.logger.error({ err, connId: x.ctx.connId, requestId: x.requestId }, 'http proxy internal error');
-      abandon(local(500, 'internal-error', 'internal error'));
+      f.abandon(local(500, 'internal-error', 'internal error'));
     }
+  }
+
+  /** One upstream attempt (attempt `n`, 0 or 1), through undici's dispatch: the Attempt is its handler. */
+  #forward(f: Flight, picked: PickedEndpoint, n: number): void {
+    const d = f.d!;
+    f.x.record.endpoint = picked.key;
+    let lease: Lease;
+    try {
+      lease = this.pools.acquire(d.backend, picked.endpoint, picked.key);
+    } catch (err) {
+      // Pools closed (shutdown); a retry runs inside undici's callback, where a throw has no one to catch it.
+      this.logger.error(
+        { err, connId: f.x.ctx.connId, requestId: f.x.requestId },
+        'http proxy internal error',
+      );
+      f.abandon(local(500, 'internal-error', 'internal error'));
+      return;
+    }
+    const a = new Attempt(this, f, picked, n, lease);
+    // Set before dispatching: undici reports an invalid request synchronously, and the failure clears it.
+    f.attempt = a;
+    const ms = d.rule.timeouts.backendRequestMs;
+    if (ms > 0) a.timer = setTimeout(onBackendTimeout, ms, a);
+    a.sentAt = performance.now();
+    const backend = d.backend;
+    const opts: Dispatcher.DispatchOptions & { servername?: string | undefined } = {
+      method: f.method as Dispatcher.HttpMethod,
+      path: d.plan.path + d.plan.search,
+      headers: toUndiciHeaderList(d.plan.headers, d.plan.authority),
+      body: f.body?.stream ?? null,
+      // undici takes the TLS server name from Host unless told (and reconnects when it changes): an https
+      // backend gets the policy's name whenever it has one.
+      servername: backend.protocol === 'https' ? backend.tls?.serverName || undefined : undefined,
+    };
+    lease.client().dispatch(opts, a);
+  }
+
+  /** An attempt failed before the response was complete (and the exchange is not answered yet). */
+  attemptFailed(a: Attempt, code: string, kind: FailKind): void {
+    const f = a.f;
+    const d = f.d!;
+    if (f.attempt === a) f.attempt = null;
+    if (code === 'BODY_TOO_LARGE') {
+      f.abandon(local(413, 'body-too-large', 'request body too large'));
+      return;
+    }
+    // Nothing was sent: an idempotent request without a body may try one other endpoint.
+    if (kind !== 'other' && a.n === 0 && f.body === null && IDEMPOTENT.has(f.method.toUpperCase())) {
+      const next = d.balancer.nextEndpoint(d.backend, [a.picked.key]);
+      if (next !== null) {
+        this.#forward(f, next, 1);
+        return;
+      }
+    }
+    if (code === 'backend-timeout') {
+      f.abandon(local(504, 'backend-timeout', 'upstream request timeout'));
+      return;
+    }
+    const error = kind === 'connect' ? `connect-failed: ${code}` : `upstream-error: ${code}`;
+    f.abandon(local(502, error, 'bad gateway'));
   }
 
   async guard(
@@ -530,8 +549,15 @@ class HttpProxy implements HttpHandler, ProxyCore {
     x.record.host = authority;
     const target = splitTarget(url);
     if (target === null) return local(400, 'bad-target', 'bad request target');
-    const host = normalizeHost(authority);
-    const choice = chooseListener(ctx.scheme, ctx.listener, ctx.bindListeners, host);
+    // Keep-alive connections send the same Host every time: the listener choice is remembered per connection.
+    let memo = this.#hostMemo.get(ctx);
+    if (memo === undefined || memo.authority !== authority) {
+      const h = normalizeHost(authority);
+      memo = { authority, host: h, choice: chooseListener(ctx.scheme, ctx.listener, ctx.bindListeners, h) };
+      this.#hostMemo.set(ctx, memo);
+    }
+    const host = memo.host;
+    const choice = memo.choice;
     if (choice.reject !== undefined) {
       return choice.reject === 'misdirected'
         ? local(421, 'misdirected', 'misdirected request')
@@ -545,16 +571,10 @@ class HttpProxy implements HttpHandler, ProxyCore {
       this.logger.warn({ listener: listener.id, errors: router.errors }, 'http rules that can never match');
     }
     const path = normalizePath(target.path);
-    const hit = router.match({
-      host,
-      path,
-      method: method.toUpperCase(),
-      headers: req.headers,
-      query: new URLSearchParams(target.search),
-    });
+    const hit = router.match(new RequestMatch(host, path, method.toUpperCase(), req.headers, target.search));
     if (hit === null) return local(404, 'no-route', 'no route');
     const rule = hit.rule;
-    x.record.route = `${rule.route.kind}/${rule.route.namespace}/${rule.route.name}`;
+    x.record.route = hit.routeId;
     x.record.ruleIndex = rule.ruleIndex;
 
     const sec = rule.security === undefined ? null : this.security.forRule(rule);
@@ -582,7 +602,7 @@ class HttpProxy implements HttpHandler, ProxyCore {
       mirrors: [],
     };
     const fc = { scheme: ctx.scheme, localPort: ctx.localPort, prefix: hit.prefix };
-    const redirect = applyFilters(rule.filters, plan, fc);
+    const redirect = rule.filters.length === 0 ? null : applyFilters(rule.filters, plan, fc);
     if (redirect !== null) return redirectAnswer(redirect.status, redirect.location);
     if (rule.backends.length === 0) return local(500, 'no-backends', 'no backends');
 
@@ -599,7 +619,7 @@ class HttpProxy implements HttpHandler, ProxyCore {
         : local(500, `backend-invalid: ${pick.reason}`, 'backend not available');
     }
     const backend = pick.backend as HttpBackend;
-    const r2 = applyFilters(backend.filters, plan, fc);
+    const r2 = backend.filters.length === 0 ? null : applyFilters(backend.filters, plan, fc);
     if (r2 !== null) return redirectAnswer(r2.status, r2.location);
     return {
       kind: 'forward',
@@ -648,113 +668,219 @@ class HttpProxy implements HttpHandler, ProxyCore {
     if (!hasBody) return null;
     return new BodySource(req, max, x);
   }
+}
 
-  /**
-   * One upstream attempt. `fail(code, kind)` is called once if it fails before the response is complete and
-   * the exchange is not already answered; returns a function that aborts the attempt.
-   */
-  #forward(
-    x: Exchange,
-    method: string,
-    d: Extract<Decision, { kind: 'forward' }>,
-    picked: PickedEndpoint,
-    body: PassThrough | null,
-    res: Res,
-    fail: (code: string, kind: FailKind) => void,
-  ): (reason: string) => void {
-    x.record.endpoint = picked.key;
-    const lease = this.pools.acquire(d.backend, picked.endpoint, picked.key);
-    const ac = new AbortController();
-    let timedOut = false;
-    let over = false;
-    const ms = d.rule.timeouts.backendRequestMs;
-    const timer =
-      ms > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            ac.abort(new Error('backend request timeout'));
-          }, ms)
-        : null;
-    const end = (): void => {
-      if (over) return;
-      over = true;
-      if (timer !== null) clearTimeout(timer);
-      lease.release();
-    };
-    const sentAt = performance.now();
-    lease.pool
-      .request({
-        method,
-        path: d.plan.path + d.plan.search,
-        headers: toUndiciHeaders(d.plan.headers, d.plan.authority),
-        body,
-        signal: ac.signal,
-        ...tlsServerName(d.backend),
-      })
-      .then(
-        (up) => {
-          this.health.reportSuccess(picked.key);
-          x.record.upstreamMs = Math.round((performance.now() - sentAt) * 1000) / 1000;
-          if (over) {
-            up.body.destroy();
-            return;
-          }
-          try {
-            res.writeHead(up.statusCode, downstreamResponseHeaders(up.headers, d.plan.responseMods));
-          } catch (err) {
-            up.body.destroy();
-            end();
-            return fail(`bad-response-headers: ${(err as Error).message}`, 'other');
-          }
-          const onDrain = (): void => {
-            up.body.resume();
-          };
-          res.on('drain', onDrain);
-          up.body.on('data', (chunk: Buffer) => {
-            x.record.bytesOut += chunk.length;
-            if (!res.write(chunk)) up.body.pause();
-          });
-          up.body.once('end', () => {
-            end();
-            res.end();
-          });
-          up.body.once('error', (err: NodeJS.ErrnoException) => {
-            const wasOver = over;
-            end();
-            if (wasOver) return;
-            fail(timedOut ? 'backend-timeout' : (err.code ?? err.message), 'other');
-          });
-        },
-        (err: NodeJS.ErrnoException) => {
-          const wasOver = over;
-          end();
-          if (wasOver) return;
-          const code = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.code ?? err.message;
-          if (timedOut) return fail('backend-timeout', 'other');
-          if (code === 'BODY_TOO_LARGE' || err instanceof BodyTooLarge)
-            return fail('BODY_TOO_LARGE', 'other');
-          if (CONNECT_ERRORS.has(code)) {
-            this.connectFailed(d.backend, picked.key, code);
-            return fail(code, 'connect');
-          }
-          fail(code, RESET_ERRORS.has(code) ? 'reset' : 'other');
-        },
-      );
-    return (reason: string) => {
-      if (over) return;
-      end();
-      ac.abort(new Error(reason));
-    };
+type ForwardDecision = Extract<Decision, { kind: 'forward' }>;
+
+/** What the router matches; the query string is parsed only if a rule asks for a parameter. */
+class RequestMatch implements MatchInput {
+  readonly host: string;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: MatchInput['headers'];
+  readonly #search: string;
+  #query: URLSearchParams | null = null;
+
+  constructor(host: string, path: string, method: string, headers: MatchInput['headers'], search: string) {
+    this.host = host;
+    this.path = path;
+    this.method = method;
+    this.headers = headers;
+    this.#search = search;
+  }
+
+  get query(): URLSearchParams {
+    this.#query ??= new URLSearchParams(this.#search);
+    return this.#query;
   }
 }
 
 /**
- * undici takes the TLS server name from the request's Host header unless the request names one (and reconnects
- * when it changes): an https backend gets the policy's name whenever it has one.
+ * One request on its way through handle(): the response side, its timer, and the upstream attempt in progress.
+ * State lives in fields rather than in per-request closures (one object instead of a dozen).
  */
-function tlsServerName(backend: HttpBackend): { servername?: string } {
-  const name = backend.protocol === 'https' ? backend.tls?.serverName : undefined;
-  return name ? { servername: name } : {};
+class Flight {
+  readonly proxy: HttpProxy;
+  readonly x: Exchange;
+  readonly req: AnyRequest;
+  readonly res: Res;
+  readonly h2: boolean;
+  readonly method: string;
+  finished = false;
+  answered = false;
+  closed = false;
+  requestTimer: NodeJS.Timeout | null = null;
+  /** The attempt to abort when the client goes away or the request times out; null between attempts. */
+  attempt: Attempt | null = null;
+  d: ForwardDecision | null = null;
+  body: BodySource | null = null;
+
+  constructor(proxy: HttpProxy, x: Exchange, req: AnyRequest, res: Res, h2: boolean) {
+    this.proxy = proxy;
+    this.x = x;
+    this.req = req;
+    this.res = res;
+    this.h2 = h2;
+    this.method = req.method ?? 'GET';
+    // `on`, not `once`: each fires at most once per response, and `once` wraps every listener.
+    res.on('finish', () => {
+      this.finished = true;
+    });
+    res.on('close', () => this.#onClose());
+  }
+
+  /** An HTTP/1.1 request body we stop reading would stall the connection: close it after answering. */
+  answer(d: LocalAnswer): void {
+    this.answered = true;
+    localAnswer(this.res, d, this.x, !this.h2 && !this.req.complete);
+  }
+
+  abandon(d: LocalAnswer): void {
+    if (this.res.headersSent) destroyResponse(this.res);
+    else this.answer(d);
+  }
+
+  #onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const x = this.x;
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    if (!this.finished) {
+      x.record.error ??= 'client-closed';
+      this.attempt?.stop('client-closed');
+    }
+    x.record.status = this.res.headersSent ? this.res.statusCode : 0;
+    this.proxy.finish(x);
+  }
+}
+
+function onRequestTimeout(f: Flight): void {
+  f.x.record.error = 'request-timeout';
+  f.attempt?.stop('request-timeout');
+  f.abandon(local(504, 'request-timeout', 'upstream request timeout'));
+}
+
+function onBackendTimeout(a: Attempt): void {
+  a.timedOut = true;
+  a.abort(new Error('backend request timeout'));
+}
+
+/**
+ * One upstream attempt, as undici's dispatch handler: no promise, no response stream, no AbortController. The
+ * response is written to the client as it comes, with undici paused while the client is not draining.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly proxy: HttpProxy;
+  readonly f: Flight;
+  readonly picked: PickedEndpoint;
+  readonly n: number;
+  readonly lease: Lease;
+  timer: NodeJS.Timeout | null = null;
+  sentAt = 0;
+  timedOut = false;
+  /** Released and done with: later callbacks from undici are ignored. */
+  over = false;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** An abort asked for before undici started the request: applied when it does. */
+  #pendingAbort: Error | null = null;
+  #responded = false;
+  #drainHooked = false;
+
+  constructor(proxy: HttpProxy, f: Flight, picked: PickedEndpoint, n: number, lease: Lease) {
+    this.proxy = proxy;
+    this.f = f;
+    this.picked = picked;
+    this.n = n;
+    this.lease = lease;
+  }
+
+  #end(): void {
+    if (this.over) return;
+    this.over = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.lease.release();
+  }
+
+  abort(reason: Error): void {
+    if (this.#controller !== null) this.#controller.abort(reason);
+    else this.#pendingAbort ??= reason;
+  }
+
+  /** The client went away or the request timed out: give the attempt up without answering. */
+  stop(reason: string): void {
+    if (this.over) return;
+    this.#end();
+    this.abort(new Error(reason));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#pendingAbort !== null) controller.abort(this.#pendingAbort);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // Interim responses (103) are not passed on.
+    if (statusCode < 200) return;
+    const x = this.f.x;
+    this.proxy.health.reportSuccess(this.picked.key);
+    x.record.upstreamMs = Math.round((performance.now() - this.sentAt) * 1000) / 1000;
+    if (this.over) {
+      controller.abort(new Error('aborted'));
+      return;
+    }
+    this.#responded = true;
+    try {
+      this.f.res.writeHead(statusCode, downstreamResponseHeaders(headers, this.f.d!.plan.responseMods));
+    } catch (err) {
+      this.#end();
+      controller.abort(err as Error);
+      this.proxy.attemptFailed(this, `bad-response-headers: ${(err as Error).message}`, 'other');
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.over) return;
+    this.f.x.record.bytesOut += chunk.length;
+    const res = this.f.res;
+    if (!res.write(chunk)) {
+      controller.pause();
+      if (!this.#drainHooked) {
+        this.#drainHooked = true;
+        res.on('drain', () => this.#controller?.resume());
+      }
+    }
+  }
+
+  onResponseEnd(): void {
+    this.lease.settled();
+    if (this.over) return;
+    this.#end();
+    this.f.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    this.lease.settled();
+    const wasOver = this.over;
+    this.#end();
+    if (wasOver) return;
+    const e = err as NodeJS.ErrnoException;
+    if (this.#responded) {
+      this.proxy.attemptFailed(this, this.timedOut ? 'backend-timeout' : (e.code ?? e.message), 'other');
+      return;
+    }
+    const code = (e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.code ?? e.message;
+    if (this.timedOut) this.proxy.attemptFailed(this, 'backend-timeout', 'other');
+    else if (code === 'BODY_TOO_LARGE' || err instanceof BodyTooLarge)
+      this.proxy.attemptFailed(this, 'BODY_TOO_LARGE', 'other');
+    else if (CONNECT_ERRORS.has(code)) {
+      this.proxy.connectFailed(this.f.d!.backend, this.picked.key, code);
+      this.proxy.attemptFailed(this, code, 'connect');
+    } else this.proxy.attemptFailed(this, code, RESET_ERRORS.has(code) ? 'reset' : 'other');
+  }
 }
 
 /** The smallest body limit the rule's annotations and SecurityPolicy set (0: none). */

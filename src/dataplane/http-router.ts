@@ -23,16 +23,18 @@ export interface MatchInput {
   query: URLSearchParams;
 }
 
+/** One per compiled rule, returned as is by every match: never modify it. */
 export interface RouteHit {
   rule: HttpRule;
   vhost: HttpVirtualHost;
   /** For PathPrefix matches: the prefix that matched, without its trailing slash (`''` for `/`). */
   prefix: string | null;
+  /** `HTTPRoute/ns/name` (or `Ingress/ns/name`): the access log's and the metrics' route, built once. */
+  routeId: string;
 }
 
 interface CompiledRule {
-  rule: HttpRule;
-  prefix: string | null;
+  hit: RouteHit;
   test(m: MatchInput): boolean;
 }
 
@@ -64,7 +66,7 @@ export function compileRouter(vhosts: HttpVirtualHost[]): CompiledRouter {
   const wildcard = new Map<string, CompiledVhost>();
   let any: CompiledVhost | undefined;
   for (const vhost of vhosts) {
-    const cv: CompiledVhost = { vhost, rules: vhost.rules.map((r) => compileRule(r, errors)) };
+    const cv: CompiledVhost = { vhost, rules: vhost.rules.map((r) => compileRule(r, vhost, errors)) };
     const name = vhost.hostname.toLowerCase();
     if (name === '*') any ??= cv;
     else if (name.startsWith('*.')) {
@@ -74,7 +76,7 @@ export function compileRouter(vhosts: HttpVirtualHost[]): CompiledRouter {
 
   const tryVhost = (cv: CompiledVhost | undefined, m: MatchInput): RouteHit | null => {
     if (cv === undefined) return null;
-    for (const cr of cv.rules) if (cr.test(m)) return { rule: cr.rule, vhost: cv.vhost, prefix: cr.prefix };
+    for (const cr of cv.rules) if (cr.test(m)) return cr.hit;
     return null;
   };
 
@@ -101,11 +103,16 @@ export function compileRouter(vhosts: HttpVirtualHost[]): CompiledRouter {
 
 const NEVER = (): boolean => false;
 
-function compileRule(rule: HttpRule, errors: string[]): CompiledRule {
-  const where = `${rule.route.kind}/${rule.route.namespace}/${rule.route.name} rule ${rule.ruleIndex}`;
+function compileRule(rule: HttpRule, vhost: HttpVirtualHost, errors: string[]): CompiledRule {
+  const routeId = `${rule.route.kind}/${rule.route.namespace}/${rule.route.name}`;
+  const where = `${routeId} rule ${rule.ruleIndex}`;
   const checks: ((m: MatchInput) => boolean)[] = [];
   const match: HttpMatch = rule.match;
   let prefix: string | null = null;
+  const done = (test: (m: MatchInput) => boolean): CompiledRule => ({
+    hit: { rule, vhost, prefix, routeId },
+    test,
+  });
   const regex = (src: string, what: string): SafeRegex | null => {
     const re = compileSafeRegex(src);
     if ('error' in re) {
@@ -125,7 +132,7 @@ function compileRule(rule: HttpRule, errors: string[]): CompiledRule {
     if (pre !== '') checks.push((m) => pathHasPrefix(m.path, pre));
   } else {
     const re = regex(p.value, 'path');
-    if (re === null) return { rule, prefix, test: NEVER };
+    if (re === null) return done(NEVER);
     checks.push((m) => re.test(m.path));
   }
 
@@ -145,7 +152,7 @@ function compileRule(rule: HttpRule, errors: string[]): CompiledRule {
       checks.push((m) => headerValue(m.headers, name) === v);
     } else {
       const re = regex(h.value, `header ${name}`);
-      if (re === null) return { rule, prefix, test: NEVER };
+      if (re === null) return done(NEVER);
       checks.push((m) => {
         const v = headerValue(m.headers, name);
         return v !== undefined && re.test(v);
@@ -163,7 +170,7 @@ function compileRule(rule: HttpRule, errors: string[]): CompiledRule {
       checks.push((m) => m.query.get(name) === v);
     } else {
       const re = regex(q.value, `query ${name}`);
-      if (re === null) return { rule, prefix, test: NEVER };
+      if (re === null) return done(NEVER);
       checks.push((m) => {
         const v = m.query.get(name);
         return v !== null && re.test(v);
@@ -178,7 +185,7 @@ function compileRule(rule: HttpRule, errors: string[]): CompiledRule {
           for (const c of checks) if (!c(m)) return false;
           return true;
         };
-  return { rule, prefix, test };
+  return done(test);
 }
 
 function headerValue(headers: MatchInput['headers'], name: string): string | undefined {

@@ -65,6 +65,9 @@ interface ConnState {
   ctx: RequestContext;
   /** The listener this connection was made for is gone or changed: every request gets 421. */
   stale: boolean;
+  /** The last Host checked for 421 on this connection and the answer (keep-alive clients repeat it). */
+  checkedHost: string | undefined;
+  misdirected: boolean;
 }
 
 /** Host header or :authority without port, lower case, no trailing dot; IPv6 literals keep their brackets. */
@@ -183,6 +186,8 @@ export class HttpServers {
       conn,
       compiled,
       stale: false,
+      checkedHost: undefined,
+      misdirected: false,
       ctx: {
         connId: conn.connId,
         listener: conn.listener,
@@ -207,6 +212,7 @@ export class HttpServers {
       const first = compiled.match(null).listener;
       if (first === undefined) return;
       state.ctx = { ...state.ctx, listener: first, bindListeners: compiled.bind.listeners };
+      state.checkedHost = undefined;
       return;
     }
     const listener = compiled.match(state.conn.sni).listener;
@@ -220,6 +226,7 @@ export class HttpServers {
       return;
     }
     state.ctx = { ...state.ctx, listener, bindListeners: compiled.bind.listeners };
+    state.checkedHost = undefined;
   }
 
   /** Checks shared by both protocols; true when the request was answered here. */
@@ -230,8 +237,12 @@ export class HttpServers {
       return true;
     }
     if (state.conn.scheme !== 'https') return false;
-    const host = hostOf(authority);
-    if (state.stale || (host !== null && isMisdirected(state.ctx, host))) {
+    if (!state.stale && (authority === undefined || authority !== state.checkedHost)) {
+      const host = hostOf(authority);
+      state.misdirected = host !== null && isMisdirected(state.ctx, host);
+      state.checkedHost = authority;
+    }
+    if (state.stale || state.misdirected) {
       this.#onMisdirected(state.ctx.listener.id);
       answer(res, 421, 'Misdirected Request\n');
       return true;

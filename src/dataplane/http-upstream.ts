@@ -1,12 +1,24 @@
-/** Keep-alive connection pools to HTTP(S) backend endpoints (undici), one per endpoint and TLS setting, closed when idle. */
+/**
+ * Keep-alive connections to HTTP(S) backend endpoints (undici), one set per endpoint and TLS setting, closed when
+ * idle. The proxy takes one undici Client (one connection, one request at a time) off a stack of idle ones per
+ * request: cheaper than undici's Pool, which looks for a free client and relays its 'drain' on every request. A
+ * Pool over the same endpoint is made on demand for callers of `lease.pool` (mirrors).
+ */
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import type { Endpoint, HttpBackend } from '../table/types.ts';
 
 interface Entry {
-  pool: Pool;
+  origin: string;
+  options: Pool.Options;
+  /** Clients with nothing in flight, most recently used last (their connections are the warmest). */
+  idle: Client[];
+  /** Every client made, idle or not, for close(). */
+  clients: Set<Client>;
+  pool: Pool | null;
   inFlight: number;
   lastUsed: number;
+  closed: boolean;
 }
 
 export interface PoolOptions {
@@ -19,13 +31,67 @@ export interface PoolOptions {
 /** What a pool depends on: the backend's protocol, TLS settings and connect timeout. */
 export type UpstreamTarget = Pick<HttpBackend, 'protocol' | 'tls' | 'policy'>;
 
-export interface Lease {
-  pool: Pool;
-  release(): void;
+/** An endpoint held for one request; `release()` is idempotent. A class, not closures: one allocation per request. */
+export class Lease {
+  readonly #entry: Entry;
+  #released = false;
+  #client: Client | null = null;
+
+  constructor(entry: Entry) {
+    this.#entry = entry;
+    entry.inFlight++;
+  }
+
+  /** A Pool over the endpoint (made on first use), for callers that want undici's request() API. */
+  get pool(): Pool {
+    const e = this.#entry;
+    e.pool ??= new Pool(e.origin, e.options);
+    return e.pool;
+  }
+
+  /**
+   * A connection of its own for one dispatch. Call `settled()` once undici has reported the request over
+   * (onResponseEnd or onResponseError), which may come after `release()` when the request was aborted.
+   */
+  client(): Client {
+    const e = this.#entry;
+    let c = e.idle.pop();
+    if (c === undefined) {
+      c = new Client(e.origin, e.options);
+      e.clients.add(c);
+    }
+    this.#client = c;
+    return c;
+  }
+
+  settled(): void {
+    const c = this.#client;
+    if (c === null) return;
+    this.#client = null;
+    const e = this.#entry;
+    if (c.closed || c.destroyed) e.clients.delete(c);
+    else if (e.closed) {
+      e.clients.delete(c);
+      c.close().catch(() => {});
+    } else e.idle.push(c);
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#entry.inFlight--;
+    // Only the release time matters: an endpoint with requests in flight is never swept.
+    this.#entry.lastUsed = Date.now();
+  }
 }
 
 export class UpstreamPools {
   readonly #pools = new Map<string, Entry>();
+  /**
+   * Per backend object (tables are immutable) and endpoint key: the pool key, so the hot path builds no string
+   * (and hashes no CA) per request.
+   */
+  readonly #keys = new WeakMap<UpstreamTarget, Map<string, string>>();
   readonly #idleMs: number;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
@@ -40,36 +106,37 @@ export class UpstreamPools {
     return this.#pools.size;
   }
 
-  /** The pool for `endpoint` of `backend`; call `release()` when the request (response body included) is over. */
+  /** The connections to `endpoint` of `backend`; call `release()` when the request (response body included) is over. */
   acquire(backend: UpstreamTarget, endpoint: Endpoint, key: string): Lease {
     if (this.#closed) throw new Error('upstream pools are closed');
-    const poolKey = poolKeyOf(backend, key);
+    let keys = this.#keys.get(backend);
+    if (keys === undefined) {
+      keys = new Map();
+      this.#keys.set(backend, keys);
+    }
+    let poolKey = keys.get(key);
+    if (poolKey === undefined) {
+      poolKey = poolKeyOf(backend, key);
+      keys.set(key, poolKey);
+    }
     let e = this.#pools.get(poolKey);
     if (e === undefined) {
-      e = { pool: createPool(backend, endpoint), inFlight: 0, lastUsed: Date.now() };
+      e = newEntry(backend, endpoint);
       this.#pools.set(poolKey, e);
     }
-    const entry = e;
-    entry.inFlight++;
-    entry.lastUsed = Date.now();
-    let released = false;
-    return {
-      pool: entry.pool,
-      release: () => {
-        if (released) return;
-        released = true;
-        entry.inFlight--;
-        entry.lastUsed = Date.now();
-      },
-    };
+    return new Lease(e);
   }
 
-  /** Closes pools idle for longer than idleMs (also called by the timer). */
+  /** Closes the connections of endpoints idle for longer than idleMs (also called by the timer). */
   sweep(now = Date.now()): void {
     for (const [k, e] of this.#pools) {
       if (e.inFlight === 0 && now - e.lastUsed >= this.#idleMs) {
         this.#pools.delete(k);
-        e.pool.close().catch(() => {});
+        e.closed = true;
+        for (const c of e.clients) c.close().catch(() => {});
+        e.clients.clear();
+        e.idle.length = 0;
+        e.pool?.close().catch(() => {});
       }
     }
   }
@@ -77,9 +144,14 @@ export class UpstreamPools {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    const pools = [...this.#pools.values()].map((e) => e.pool);
+    const all: (Client | Pool)[] = [];
+    for (const e of this.#pools.values()) {
+      e.closed = true;
+      all.push(...e.clients);
+      if (e.pool !== null) all.push(e.pool);
+    }
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    await Promise.all(all.map((d) => d.destroy().catch(() => {})));
   }
 }
 
@@ -92,11 +164,10 @@ function poolKeyOf(backend: UpstreamTarget, key: string): string {
   return `${backend.protocol}://${key}|${backend.policy.connectTimeoutMs}${tlsPart}`;
 }
 
-function createPool(backend: UpstreamTarget, endpoint: Endpoint): Pool {
+function newEntry(backend: UpstreamTarget, endpoint: Endpoint): Entry {
   const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
-  const origin = `${backend.protocol}://${host}:${endpoint.port}`;
   const t = backend.tls;
-  return new Pool(origin, {
+  const options: Pool.Options = {
     // HTTP/1.1 to backends: hop-by-hop semantics stay as the client sent them, and echo servers speak it.
     allowH2: false,
     connectTimeout: backend.policy.connectTimeoutMs || 10_000,
@@ -114,5 +185,15 @@ function createPool(backend: UpstreamTarget, endpoint: Endpoint): Pool {
           },
         }
       : {}),
-  });
+  };
+  return {
+    origin: `${backend.protocol}://${host}:${endpoint.port}`,
+    options,
+    idle: [],
+    clients: new Set(),
+    pool: null,
+    inFlight: 0,
+    lastUsed: Date.now(),
+    closed: false,
+  };
 }
