@@ -1,6 +1,7 @@
 /** SNI lookup precedence: exact, longest wildcard, catch-all; listener isolation; tcp catch-all. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { compileBind, HostMatcher } from './sni-router.ts';
 import { backend, bind, ep, listener, route } from './testkit.ts';
 
@@ -102,7 +103,7 @@ test('terminate-https listener: matched by hostname, route null (handed off)', (
   assert.equal(m.listener?.name, 'https');
 });
 
-test('100k hostnames compile and look up through Maps', () => {
+test('100k hostnames compile and look up through the hash table', () => {
   const routes = [];
   for (let i = 0; i < 50_000; i++) {
     routes.push(route(`h${i}.example.com`, `e${i}`, [b]));
@@ -121,4 +122,84 @@ test('http bind: no SNI to route on, the handler gets the first listener', () =>
   const m = c.match(null);
   assert.equal(m.listener?.name, 'web');
   assert.equal(m.route, null);
+});
+
+/** The matcher as it was with two Maps and a substring per parent domain: the behaviour to keep. */
+class ReferenceMatcher<T> {
+  readonly #exact = new Map<string, T>();
+  readonly #wildcard = new Map<string, T>();
+  #any: T | undefined;
+
+  add(hostname: string | null, value: T): void {
+    if (hostname === null || hostname === '*') {
+      if (this.#any === undefined) this.#any = value;
+      return;
+    }
+    const name = hostname.toLowerCase();
+    if (name.startsWith('*.')) {
+      const suffix = name.slice(2);
+      if (!this.#wildcard.has(suffix)) this.#wildcard.set(suffix, value);
+    } else if (!this.#exact.has(name)) {
+      this.#exact.set(name, value);
+    }
+  }
+
+  lookup(name: string): T | undefined {
+    const exact = this.#exact.get(name);
+    if (exact !== undefined) return exact;
+    if (this.#wildcard.size > 0) {
+      let dot = name.indexOf('.');
+      while (dot !== -1 && dot < name.length - 1) {
+        const hit = this.#wildcard.get(name.substring(dot + 1));
+        if (hit !== undefined) return hit;
+        dot = name.indexOf('.', dot + 1);
+      }
+    }
+    return this.#any;
+  }
+}
+
+// Few distinct labels so that names, suffixes and patterns overlap often; odd shapes on purpose.
+const label = fc.constantFrom('a', 'b', 'ab', 'x-y', 'example', 'com', 'A', 'Ex', 'ü', '\u4e2d', '');
+const name = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));
+const pattern = fc.oneof(
+  name,
+  name.map((n) => `*.${n}`),
+  fc.constantFrom(null, '*', '*.', '*.*.a', '.a', 'a.', '**.a'),
+);
+
+test('HostMatcher answers as the Map-based reference for any patterns and names (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(pattern, { maxLength: 30 }),
+      fc.array(name, { maxLength: 30 }),
+      fc.array(fc.constantFrom('', 'x.', 'a.b.', '.'), { maxLength: 3 }),
+      (patterns, names, prefixes) => {
+        const m = new HostMatcher<number>();
+        const ref = new ReferenceMatcher<number>();
+        patterns.forEach((p, i) => {
+          m.add(p, i);
+          ref.add(p, i);
+        });
+        // Lookup names are lower case (the caller's job), plus names derived from the patterns themselves.
+        const derived = patterns
+          .filter((p): p is string => p !== null)
+          .flatMap((p) => prefixes.map((x) => `${x}${p.replace(/^\*\./, '')}`));
+        for (const n of [...names, ...derived, '', '.', '..']) {
+          const lower = n.toLowerCase();
+          assert.equal(m.lookup(lower), ref.lookup(lower), `lookup(${JSON.stringify(lower)})`);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('HostMatcher: a name with more parent domains than the boundary buffer first holds', () => {
+  const m = new HostMatcher<number>();
+  // Wildcards at 100 depths: every label boundary of the name below is a candidate, longest first.
+  for (let k = 0; k < 100; k++) m.add(`*.${'a.'.repeat(k)}example.com`, k);
+  assert.equal(m.lookup(`${'a.'.repeat(200)}example.com`), 99);
+  assert.equal(m.lookup('b.a.a.example.com'), 2);
+  assert.equal(m.lookup(`${'a.'.repeat(200)}example.org`), undefined);
 });

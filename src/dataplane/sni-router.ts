@@ -1,4 +1,5 @@
-/** Compiles a Bind into an SNI lookup: exact, then longest wildcard suffix, then catch-all; Maps only. */
+/** Compiles a Bind into an SNI lookup: exact, then longest wildcard suffix, then catch-all; hash probes only. */
+import { hashStep, StringTable } from '../table/string-table.ts';
 import type { Bind, SniRoute, TableListener } from '../table/types.ts';
 
 export type RouteReject = 'no-sni' | 'no-listener' | 'no-route';
@@ -15,14 +16,35 @@ export interface CompiledBind {
   readonly routeKeys: ReadonlySet<string>;
 }
 
+const EXACT = 0;
+const WILDCARD = 1;
+const DOT = 46;
+
+/** Per process: hostnames come from route authors and SNI from anyone, so bucket positions must not be predictable. */
+const SEED = (Math.random() * 0x100000000) | 0;
+
+/** Label boundaries of the name being looked up: (start of suffix, hash state) pairs. Lookups never nest. */
+let boundaries = new Int32Array(64);
+
 /**
  * Host → value with Gateway API precedence. `*.suffix` matches one or more labels in front of
  * `suffix` but not `suffix` itself; the catch-all (`*` or null) matches anything, including no SNI.
+ *
+ * Exact names and wildcard suffixes share one StringTable (tagged): a lookup hashes the name once, right to
+ * left, which yields the hash of every parent domain on the way, then probes the exact name and only those
+ * suffixes whose length some wildcard has (usually one probe in all). A hit reads one 64-byte record (hash,
+ * length, characters) and its value: two cache lines even with 100k hostnames, fetched together; no
+ * allocation, no V8 string-table lookup.
  */
 export class HostMatcher<T> {
-  readonly #exact = new Map<string, T>();
-  readonly #wildcard = new Map<string, T>();
+  readonly #keys: StringTable<T>;
+  #wildcards = 0;
   #any: T | undefined;
+
+  /** `expected`: how many hostnames will be added (sizes the table once instead of growing it). */
+  constructor(expected = 0) {
+    this.#keys = new StringTable(SEED, expected);
+  }
 
   /** First insertion wins: inputs are sorted most specific first, duplicates are already resolved. */
   add(hostname: string | null, value: T): void {
@@ -32,10 +54,9 @@ export class HostMatcher<T> {
     }
     const name = hostname.toLowerCase();
     if (name.startsWith('*.')) {
-      const suffix = name.slice(2);
-      if (!this.#wildcard.has(suffix)) this.#wildcard.set(suffix, value);
-    } else if (!this.#exact.has(name)) {
-      this.#exact.set(name, value);
+      if (this.#keys.add(name, value, WILDCARD, 2)) this.#wildcards++;
+    } else {
+      this.#keys.add(name, value, EXACT);
     }
   }
 
@@ -43,17 +64,38 @@ export class HostMatcher<T> {
     return this.#any;
   }
 
-  /** `name` must already be lower case. Walking suffixes left to right finds the longest first. */
+  /** `name` must already be lower case. Exact first, then the longest wildcard suffix, then the catch-all. */
   lookup(name: string): T | undefined {
-    const exact = this.#exact.get(name);
-    if (exact !== undefined) return exact;
-    if (this.#wildcard.size > 0) {
-      let dot = name.indexOf('.');
-      while (dot !== -1 && dot < name.length - 1) {
-        const hit = this.#wildcard.get(name.substring(dot + 1));
-        if (hit !== undefined) return hit;
-        dot = name.indexOf('.', dot + 1);
+    const keys = this.#keys;
+    const len = name.length;
+    const exact = keys.mayHaveLength(len, EXACT);
+    const wild = this.#wildcards > 0;
+    if (!exact && !wild) return this.#any;
+    let h = keys.seed;
+    let n = 0;
+    for (let i = len - 1; i >= 0; i--) {
+      const c = name.charCodeAt(i);
+      // After a dot, h is the hash of the parent domain name[i + 1, len) (never empty: `*.x` needs a label).
+      if (c === DOT && wild && i + 1 < len && keys.mayHaveLength(len - i - 1, WILDCARD)) {
+        if (2 * n + 2 > boundaries.length) {
+          const bigger = new Int32Array(boundaries.length * 2);
+          bigger.set(boundaries);
+          boundaries = bigger;
+        }
+        boundaries[2 * n] = i + 1;
+        boundaries[2 * n + 1] = h;
+        n++;
       }
+      h = hashStep(h, c);
+    }
+    if (exact) {
+      const hit = keys.getHashed(name, 0, len, EXACT, h);
+      if (hit !== undefined) return hit;
+    }
+    // Recorded right to left: the last boundary is the longest suffix.
+    for (let k = n - 1; k >= 0; k--) {
+      const hit = keys.getHashed(name, boundaries[2 * k]!, len, WILDCARD, boundaries[2 * k + 1]!);
+      if (hit !== undefined) return hit;
     }
     return this.#any;
   }
@@ -71,17 +113,23 @@ export function routeKey(listenerId: string, route: SniRoute): string {
 }
 
 export function compileBind(bind: Bind): CompiledBind {
-  const listeners = new HostMatcher<CompiledListener>();
-  const routeKeys = new Set<string>();
+  const listeners = new HostMatcher<CompiledListener>(bind.listeners.length);
   for (const listener of bind.listeners) {
-    const routes = new HostMatcher<SniRoute>();
-    for (const r of listener.routes) {
-      routes.add(r.hostname, r);
-      routeKeys.add(routeKey(listener.id, r));
-    }
+    const routes = new HostMatcher<SniRoute>(listener.routes.length);
+    for (const r of listener.routes) routes.add(r.hostname, r);
     const routeless = listener.mode === 'terminate-https' || listener.mode === 'http';
     listeners.add(listener.hostname, { listener, routes, routeless });
   }
+  // Only a swap with drainGraceMs and open connections reads the keys: build them then, not on every apply.
+  let keys: Set<string> | undefined;
+  const routeKeys = (): ReadonlySet<string> => {
+    if (keys === undefined) {
+      keys = new Set();
+      for (const listener of bind.listeners)
+        for (const r of listener.routes) keys.add(routeKey(listener.id, r));
+    }
+    return keys;
+  };
 
   const matchIn = (cl: CompiledListener, name: string | null): RouteMatch => {
     if (cl.routeless) return { listener: cl.listener, route: null };
@@ -94,7 +142,9 @@ export function compileBind(bind: Bind): CompiledBind {
   if (bind.protocol === 'tcp') {
     return {
       bind,
-      routeKeys,
+      get routeKeys() {
+        return routeKeys();
+      },
       match: () => {
         const cl = listeners.catchAll;
         return cl === undefined ? { reject: 'no-listener' } : matchIn(cl, null);
@@ -106,12 +156,20 @@ export function compileBind(bind: Bind): CompiledBind {
   if (bind.protocol === 'http') {
     const first = bind.listeners[0];
     const m: RouteMatch = first === undefined ? { reject: 'no-listener' } : { listener: first, route: null };
-    return { bind, routeKeys, match: () => m };
+    return {
+      bind,
+      get routeKeys() {
+        return routeKeys();
+      },
+      match: () => m,
+    };
   }
 
   return {
     bind,
-    routeKeys,
+    get routeKeys() {
+      return routeKeys();
+    },
     match(sni: string | null): RouteMatch {
       if (sni === null || sni === '') {
         const cl = listeners.catchAll;

@@ -50,6 +50,11 @@ export class BackendTlsPolicies {
     }
   }
 
+  /** No policy targets any Service: apply() returns every backend unchanged and records nothing. */
+  get empty(): boolean {
+    return this.#byTarget.size === 0;
+  }
+
   /** Applies the policy of this Service port, if any: TLS settings, or an invalid share when its CAs are unusable. */
   apply(
     b: Backend,

@@ -1,6 +1,14 @@
 /** Resolve a route's backendRef to a table Backend: Service port → ready EndpointSlice endpoints, or ServiceImport. */
-import type { BackendRef, EndpointSlice, Resources, Service, ServiceImport } from '../api/types.ts';
+import type {
+  BackendRef,
+  EndpointSlice,
+  Resources,
+  Service,
+  ServiceImport,
+  ServicePort,
+} from '../api/types.ts';
 import { GATEWAY_GROUP, MULTICLUSTER_GROUP } from '../api/types.ts';
+import { NameIndex, StringMap } from '../table/string-table.ts';
 import type { Backend, BackendPolicy, Endpoint } from '../table/types.ts';
 import { Reason } from './conditions.ts';
 import { referenceAllowed } from './refgrants.ts';
@@ -15,18 +23,32 @@ export interface ResolvedBackend {
   service?: { namespace: string; name: string; portName: string };
 }
 
+interface ResolvedPort {
+  /** The Backend id, as resolve() builds it: `Service/namespace/name:port`. */
+  id: string;
+  endpoints: Endpoint[];
+  service: { namespace: string; name: string; portName: string };
+}
+
 /** Index of the objects backends resolve against, built once per translate(). */
 export class BackendIndex {
-  readonly services = new Map<string, Service>();
-  readonly imports = new Map<string, ServiceImport>();
-  readonly slicesByService = new Map<string, EndpointSlice[]>();
-  readonly slicesByImport = new Map<string, EndpointSlice[]>();
+  // Looked up once or twice per backendRef with freshly built keys: StringMap, not Map (see string-table.ts).
+  readonly services = new NameIndex<Service>();
+  readonly imports = new NameIndex<ServiceImport>();
+  readonly slicesByService = new StringMap<EndpointSlice[]>();
+  readonly slicesByImport = new StringMap<EndpointSlice[]>();
   readonly res: Resources;
+  /**
+   * What a Service port resolves to: many routes share a Service, and its endpoints are the same for each
+   * of them. Shared between backends and never mutated.
+   */
+  readonly #ports = new Map<ServicePort, ResolvedPort>();
 
   constructor(res: Resources) {
     this.res = res;
-    for (const s of res.services) this.services.set(key(s.metadata.namespace, s.metadata.name), s);
-    for (const s of res.serviceImports) this.imports.set(key(s.metadata.namespace, s.metadata.name), s);
+    for (const s of res.services) this.services.set(s.metadata.namespace ?? 'default', s.metadata.name, s);
+    for (const s of res.serviceImports)
+      this.imports.set(s.metadata.namespace ?? 'default', s.metadata.name, s);
     for (const sl of res.endpointSlices) {
       const labels = sl.metadata.labels ?? {};
       const svc = labels['kubernetes.io/service-name'];
@@ -47,59 +69,96 @@ export class BackendIndex {
     const kind = ref.kind ?? 'Service';
     const namespace = ref.namespace ?? routeNamespace;
     const weight = ref.weight ?? 1;
-    const id = `${kind}/${namespace}/${ref.name}:${ref.port ?? ''}`;
-    const invalid = (reason: string, message: string): ResolvedBackend => ({
-      backend: { id, weight, invalid: reason, endpoints: [], policy },
-      problem: { reason, message },
-    });
+    // The id of a resolved Service port is cached with it; the error paths build their own.
+    const id = (): string => `${kind}/${namespace}/${ref.name}:${ref.port ?? ''}`;
 
     const isService = group === '' && kind === 'Service';
     const isImport = group === MULTICLUSTER_GROUP && kind === 'ServiceImport';
     if (!isService && !isImport) {
-      return invalid(
+      return invalidBackend(
+        id(),
+        weight,
+        policy,
         Reason.InvalidKind,
         `backendRef ${ref.name}: kind ${group ? `${group}/` : ''}${kind} is not supported; use a Service (group "") or a ServiceImport (group ${MULTICLUSTER_GROUP})`,
       );
     }
-    const to = { group, kind, namespace, name: ref.name };
+    // Same namespace needs no ReferenceGrant (referenceAllowed says so first): skip building its arguments.
     if (
+      namespace !== routeNamespace &&
       !referenceAllowed(
         { group: GATEWAY_GROUP, kind: routeKind, namespace: routeNamespace },
-        to,
+        { group, kind, namespace, name: ref.name },
         this.res.referenceGrants,
       )
     ) {
-      return invalid(
+      return invalidBackend(
+        id(),
+        weight,
+        policy,
         Reason.RefNotPermitted,
         `backendRef ${namespace}/${ref.name}: a ${routeKind} in namespace ${routeNamespace} may not refer to a ${kind} in namespace ${namespace} without a ReferenceGrant in ${namespace} (from ${routeKind}/${routeNamespace} to ${kind}/${ref.name})`,
       );
     }
     if (ref.port === undefined) {
-      return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: port is required`);
+      return invalidBackend(
+        id(),
+        weight,
+        policy,
+        Reason.BackendNotFound,
+        `backendRef ${namespace}/${ref.name}: port is required`,
+      );
     }
-    if (isImport) return this.resolveImport(ref, namespace, id, weight, policy, invalid);
+    if (isImport) return this.resolveImport(ref, namespace, id(), weight, policy);
 
-    const svc = this.services.get(key(namespace, ref.name));
+    const svc = this.services.get(namespace, ref.name);
     if (!svc)
-      return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: Service not found`);
-    const sp = (svc.spec.ports ?? []).find((p) => p.port === ref.port);
+      return invalidBackend(
+        id(),
+        weight,
+        policy,
+        Reason.BackendNotFound,
+        `backendRef ${namespace}/${ref.name}: Service not found`,
+      );
+    const ports = svc.spec.ports ?? [];
+    let sp: ServicePort | undefined;
+    for (let i = 0; i < ports.length; i++) {
+      if (ports[i]!.port === ref.port) {
+        sp = ports[i];
+        break;
+      }
+    }
     if (!sp) {
-      const have = (svc.spec.ports ?? []).map((p) => p.port).join(', ') || 'none';
-      return invalid(
+      const have = ports.map((p) => p.port).join(', ') || 'none';
+      return invalidBackend(
+        id(),
+        weight,
+        policy,
         Reason.BackendNotFound,
         `backendRef ${namespace}/${ref.name}: Service has no port ${ref.port} (ports: ${have})`,
       );
     }
-    const endpoints = endpointsFor(
-      this.slicesByService.get(key(namespace, ref.name)) ?? [],
-      sp.name ?? '',
-      sp.targetPort,
-    );
+    const port = this.#servicePort(namespace, ref.name, sp);
     return {
-      backend: { id, weight, endpoints, policy },
-      noEndpoints: endpoints.length === 0,
-      service: { namespace, name: ref.name, portName: sp.name ?? '' },
+      backend: { id: port.id, weight, endpoints: port.endpoints, policy },
+      noEndpoints: port.endpoints.length === 0,
+      service: port.service,
     };
+  }
+
+  /** `sp` is a port of the Service stored under namespace/name, so the port object alone identifies the entry. */
+  #servicePort(namespace: string, name: string, sp: ServicePort): ResolvedPort {
+    let port = this.#ports.get(sp);
+    if (port === undefined) {
+      const slices = this.slicesByService.get(key(namespace, name)) ?? [];
+      port = {
+        id: `Service/${namespace}/${name}:${sp.port}`,
+        endpoints: endpointsFor(slices, sp.name ?? '', sp.targetPort),
+        service: { namespace, name, portName: sp.name ?? '' },
+      };
+      this.#ports.set(sp, port);
+    }
+    return port;
   }
 
   private resolveImport(
@@ -108,9 +167,10 @@ export class BackendIndex {
     id: string,
     weight: number,
     policy: BackendPolicy,
-    invalid: (reason: string, message: string) => ResolvedBackend,
   ): ResolvedBackend {
-    const imp = this.imports.get(key(namespace, ref.name));
+    const invalid = (reason: string, message: string): ResolvedBackend =>
+      invalidBackend(id, weight, policy, reason, message);
+    const imp = this.imports.get(namespace, ref.name);
     if (!imp)
       return invalid(Reason.BackendNotFound, `backendRef ${namespace}/${ref.name}: ServiceImport not found`);
     const sp = (imp.spec.ports ?? []).find((p) => p.port === ref.port);
@@ -155,11 +215,21 @@ function endpointsFor(
   return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
 }
 
+function invalidBackend(
+  id: string,
+  weight: number,
+  policy: BackendPolicy,
+  reason: string,
+  message: string,
+): ResolvedBackend {
+  return { backend: { id, weight, invalid: reason, endpoints: [], policy }, problem: { reason, message } };
+}
+
 function key(ns: string | undefined, name: string): string {
   return `${ns ?? 'default'}/${name}`;
 }
 
-function push<V>(m: Map<string, V[]>, k: string, v: V): void {
+function push<V>(m: StringMap<V[]>, k: string, v: V): void {
   const arr = m.get(k);
   if (arr) arr.push(v);
   else m.set(k, [v]);

@@ -61,3 +61,29 @@ export interface GatewayCtx {
 export function listenerId(l: ListenerCtx): string {
   return `${l.gw.namespace}/${l.gw.gateway.metadata.name}/${l.spec.name}`;
 }
+
+/**
+ * The target (backends, HTTP rules) of each route, found from an attachment. Keyed by `kind/ns/name` like
+ * a Map, but when no two routes share a key (always, for what the loaders produce) by route order: a Map
+ * of 100k freshly built strings cost more than the rest of the table building.
+ */
+export class Targets<T> {
+  readonly #byOrder: (T | undefined)[];
+  readonly #byKey: Map<string, T> | null;
+
+  /** `unique`: no two routes have the same key (see routeKeysUnique); `routes`: how many there are. */
+  constructor(unique: boolean, routes: number) {
+    this.#byKey = unique ? null : new Map();
+    this.#byOrder = unique ? new Array<T | undefined>(routes) : [];
+  }
+
+  /** A later route with the same key replaces the earlier one's target, for both routes' attachments. */
+  set(key: string, order: number, target: T): void {
+    if (this.#byKey !== null) this.#byKey.set(key, target);
+    else this.#byOrder[order] = target;
+  }
+
+  get(a: Attachment): T | undefined {
+    return this.#byKey !== null ? this.#byKey.get(a.routeKey) : this.#byOrder[a.order];
+  }
+}

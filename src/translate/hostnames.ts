@@ -36,13 +36,17 @@ export function hostnamesOverlap(a: string | null | undefined, b: string | null 
  * then the catch-all. Returns a negative number when `a` is more specific.
  */
 export function compareSpecificity(a: string | null, b: string | null): number {
-  const rank = (h: string | null): number => (h === null || h === '*' ? 2 : h.startsWith('*.') ? 1 : 0);
-  const ra = rank(a);
-  const rb = rank(b);
+  const ra = specificityRank(a);
+  const rb = specificityRank(b);
   if (ra !== rb) return ra - rb;
   if (ra === 1) {
     const d = (b as string).length - (a as string).length;
     if (d !== 0) return d;
   }
   return (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
+}
+
+/** 0 exact, 1 wildcard, 2 catch-all: the first key of compareSpecificity. */
+export function specificityRank(h: string | null): number {
+  return h === null || h === '*' ? 2 : h.startsWith('*.') ? 1 : 0;
 }

@@ -13,6 +13,7 @@ import type {
   RouteRef,
 } from '../table/types.ts';
 import type { BackendIndex, ResolvedBackend } from './backends.ts';
+import type { Attachment, Targets } from './context.ts';
 import { compareSpecificity } from './hostnames.ts';
 import type { Policies } from './policies.ts';
 import { annotationSecurity, mergeSecurity } from './security.ts';
@@ -308,8 +309,8 @@ function compareRules(
 
 /** Virtual hosts for one listener from its HTTP attachments (hostname lists already intersected). */
 export function buildVirtualHosts(
-  attachments: { hostnames: string[]; routeKey: string; order: number }[],
-  targets: Map<string, HttpTarget>,
+  attachments: Attachment[],
+  targets: Targets<HttpTarget>,
   listenerSecurity?: HttpSecurity,
 ): HttpVirtualHost[] {
   // The listener's (and its Gateway's) SecurityPolicy under each rule's own: one copy of the rule per listener.
@@ -323,7 +324,7 @@ export function buildVirtualHosts(
   };
   const byHost = new Map<string, { rule: HttpRule; order: number; seq: number }[]>();
   for (const a of attachments) {
-    const t = targets.get(a.routeKey);
+    const t = targets.get(a);
     if (!t) continue;
     for (const h of a.hostnames) {
       let list = byHost.get(h);

@@ -1,17 +1,19 @@
 /** translate(): resources in, routing table + statuses + diagnostics out. Pure: no I/O, no clock, never throws on input. */
 import type { Diagnostic } from '../api/diagnostics.ts';
 import type { GatewayClass, Namespace, Resources } from '../api/types.ts';
+import { HASH_START, hashFinish, hashRange, NameIndex } from '../table/string-table.ts';
+import type { Backend } from '../table/types.ts';
 import { BackendTlsPolicies } from './backend-tls.ts';
-import { BackendIndex } from './backends.ts';
+import { BackendIndex, type ResolvedBackend } from './backends.ts';
 import { ConditionType, condition, Reason } from './conditions.ts';
-import type { GatewayCtx } from './context.ts';
+import { type GatewayCtx, Targets } from './context.ts';
 import { applyBindFailures, buildGateway, detectConflicts, selectGateways } from './gateways.ts';
 import { type HttpTarget, httpTarget } from './httproutes.ts';
 import { ingressStatuses, isInternal, planIngresses } from './ingress.ts';
 import type { ObjectStatus, TranslateOptions, TranslateResult } from './options.ts';
 import { Policies } from './policies.ts';
 import { attachRoute, type RouteInput } from './routes.ts';
-import { byAge, byName } from './sort.ts';
+import { byName, sortedByAge } from './sort.ts';
 import { gatewayStatus } from './status.ts';
 import { buildTable, type RouteTarget } from './table.ts';
 
@@ -31,11 +33,12 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
     statuses.push(gatewayClassStatus(gc));
   }
 
-  const internalKeys = new Set(
-    [...res.gateways, ...res.httpRoutes, ...res.tlsRoutes]
-      .filter(isInternal)
-      .map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`),
-  );
+  const internalKeys = new Set<string>();
+  for (const list of [res.gateways, res.httpRoutes, res.tlsRoutes]) {
+    for (const o of list) {
+      if (isInternal(o)) internalKeys.add(`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
+    }
+  }
   const gateways: GatewayCtx[] = selectGateways(res, opts, ourClasses, diags).map((gw, i) =>
     buildGateway(gw, i, res, opts),
   );
@@ -46,7 +49,7 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
   policies.attachSecurityPolicies(gateways);
 
   const env = {
-    gateways: new Map(gateways.map((g) => [`${g.namespace}/${g.gateway.metadata.name}`, g])),
+    gateways: new NameIndex<GatewayCtx>(),
     namespaces: new Map<string, Namespace>(res.namespaces.map((n) => [n.metadata.name, n])),
     backends: new BackendIndex(res),
     controllerName: opts.controllerName,
@@ -54,21 +57,29 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
     diags,
   };
 
-  const targets = new Map<string, RouteTarget>();
-  const httpTargets = new Map<string, HttpTarget>();
+  for (const g of gateways) env.gateways.set(g.namespace, g.gateway.metadata.name, g);
+
   const routes = collectRoutes(res);
+  const unique = routeKeysUnique(routes);
+  const targets = new Targets<RouteTarget>(unique, routes.length);
+  const httpTargets = new Targets<HttpTarget>(unique, routes.length);
   const backendTls = new BackendTlsPolicies(res, opts.controllerName);
-  for (const r of routes) {
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!;
     const result = attachRoute(r, env);
     // Re-encryption is decided per Service port; the policy's ancestors are the Gateways the route is accepted by.
-    const accepted = result.parents
-      .filter((p) => p.conditions.some((c) => c.type === 'Accepted' && c.status === 'True'))
-      .map((p) => `${p.parentRef.namespace}/${p.parentRef.name}`);
-    const clientCert = accepted
-      .map((g) => env.gateways.get(g)?.backendClientCert)
-      .find((c) => c !== undefined);
-    for (const list of result.backends) {
-      for (const b of list) b.backend = backendTls.apply(b.backend, b.service, accepted, clientCert);
+    // Without any BackendTLSPolicy, apply() returns every backend unchanged: skip the per-route work.
+    if (!backendTls.empty) {
+      const acceptedBy = result.parents.filter((p) =>
+        p.conditions.some((c) => c.type === 'Accepted' && c.status === 'True'),
+      );
+      const accepted = acceptedBy.map((p) => `${p.parentRef.namespace}/${p.parentRef.name}`);
+      const clientCert = acceptedBy
+        .map((p) => env.gateways.get(p.parentRef.namespace!, p.parentRef.name)?.backendClientCert)
+        .find((c) => c !== undefined);
+      for (const list of result.backends) {
+        for (const b of list) b.backend = backendTls.apply(b.backend, b.service, accepted, clientCert);
+      }
     }
     statuses.push({
       apiVersion: r.apiVersion,
@@ -77,26 +88,27 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
       status: { parents: result.parents },
     });
     if (r.http) {
-      httpTargets.set(
-        `HTTPRoute/${r.namespace}/${r.name}`,
-        httpTarget(r.http, r.order, result.backends, env),
-      );
+      httpTargets.set(r.key, r.order, httpTarget(r.http, r.order, result.backends, env));
     } else {
       // v1 TLSRoute/TCPRoute have one rule; the older v1alpha2 allowed several, which all match the same
       // connections, so their backends form one weighted set.
-      targets.set(`${r.kind}/${r.namespace}/${r.name}`, {
+      targets.set(r.key, r.order, {
         ref: { kind: r.kind, namespace: r.namespace, name: r.name },
-        backends: { backends: result.backends.flat().map((b) => b.backend) },
+        backends: { backends: backendsOf(result.backends) },
       });
     }
   }
 
   for (const g of gateways) statuses.push(gatewayStatus(g));
   statuses.push(...policies.statuses(), ...backendTls.statuses(res));
-  const internal = statuses.filter((s) =>
-    internalKeys.has(`${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`),
-  );
-  const shown = statuses.filter((s) => !internal.includes(s));
+  const internal =
+    internalKeys.size === 0
+      ? []
+      : statuses.filter((s) =>
+          internalKeys.has(`${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`),
+        );
+  const hidden = new Set(internal);
+  const shown = hidden.size === 0 ? statuses : statuses.filter((s) => !hidden.has(s));
   shown.push(...ingressStatuses(ingress, internal, opts.statusAddresses, diags));
   const table = buildTable(
     gateways,
@@ -105,8 +117,46 @@ export function translate(input: Resources, opts: TranslateOptions): TranslateRe
     (k) => policies.clientSettings(k),
     (l) => policies.listenerSecurity(l.gw.namespace, l.gw.gateway.metadata.name, l.spec.name),
   );
-  shown.sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || cmpMeta(a, b));
-  return { table, statuses: shown, diagnostics: diags };
+  return { table, statuses: sortStatuses(shown), diagnostics: diags };
+}
+
+/**
+ * Do all routes have distinct `kind/namespace/name` keys? A set of 32-bit hashes of the keys' parts in a
+ * typed array: no key string is hashed by V8 or stored, and the strings are compared only on a hash match.
+ */
+function routeKeysUnique(routes: RouteInput[]): boolean {
+  let size = 16;
+  while (size < routes.length * 2) size *= 2;
+  const mask = size - 1;
+  const slots = new Int32Array(size);
+  const hashes = new Int32Array(size);
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!;
+    const h = hashFinish(
+      hashRange(
+        hashRange(hashRange(HASH_START, r.name, 0, r.name.length), r.namespace, 0, r.namespace.length),
+        r.kind,
+        0,
+        r.kind.length,
+      ),
+    );
+    let s = h & mask;
+    while (slots[s] !== 0) {
+      if (hashes[s] === h && routes[slots[s]! - 1]!.key === r.key) return false;
+      s = (s + 1) & mask;
+    }
+    slots[s] = i + 1;
+    hashes[s] = h;
+  }
+  return true;
+}
+
+/** All rules' backends in order (what `.flat().map((b) => b.backend)` gives, without its copies). */
+function backendsOf(rules: ResolvedBackend[][]): Backend[] {
+  if (rules.length === 1) return rules[0]!.map((b) => b.backend);
+  const out: Backend[] = [];
+  for (const list of rules) for (const b of list) out.push(b.backend);
+  return out;
 }
 
 function gatewayClassStatus(gc: GatewayClass): ObjectStatus {
@@ -131,34 +181,39 @@ function gatewayClassStatus(gc: GatewayClass): ObjectStatus {
 
 function collectRoutes(res: Resources): RouteInput[] {
   const out: RouteInput[] = [];
-  const all = [
-    ...res.tlsRoutes.map((r) => ({
-      r,
-      kind: 'TLSRoute' as const,
-      hostnames: r.spec.hostnames ?? [],
-      rules: r.spec.rules,
-    })),
-    ...res.tcpRoutes.map((r) => ({
-      r,
-      kind: 'TCPRoute' as const,
-      hostnames: undefined,
-      rules: r.spec.rules,
-    })),
-    ...res.httpRoutes.map((r) => ({
-      http: r,
-      r,
-      kind: 'HTTPRoute' as const,
-      hostnames: r.spec.hostnames ?? [],
-      rules: r.spec.rules ?? [],
-    })),
-  ].sort((a, b) => byAge(a.r, b.r));
+  const all = sortedByAge(
+    [
+      ...res.tlsRoutes.map((r) => ({
+        r,
+        kind: 'TLSRoute' as const,
+        hostnames: r.spec.hostnames ?? [],
+        rules: r.spec.rules,
+      })),
+      ...res.tcpRoutes.map((r) => ({
+        r,
+        kind: 'TCPRoute' as const,
+        hostnames: undefined,
+        rules: r.spec.rules,
+      })),
+      ...res.httpRoutes.map((r) => ({
+        http: r,
+        r,
+        kind: 'HTTPRoute' as const,
+        hostnames: r.spec.hostnames ?? [],
+        rules: r.spec.rules ?? [],
+      })),
+    ],
+    (x) => x.r,
+  );
   all.forEach((x, order) => {
     const { r, kind, hostnames, rules } = x;
+    const namespace = r.metadata.namespace ?? 'default';
     out.push({
       kind,
       apiVersion: r.apiVersion,
-      namespace: r.metadata.namespace ?? 'default',
+      namespace,
       name: r.metadata.name,
+      key: `${kind}/${namespace}/${r.metadata.name}`,
       generation: r.metadata.generation ?? 1,
       parentRefs: r.spec.parentRefs ?? [],
       hostnames,
@@ -186,8 +241,13 @@ function kindOrder(k: string): number {
   return i < 0 ? KIND_ORDER.length : i;
 }
 
-function cmpMeta(a: ObjectStatus, b: ObjectStatus): number {
-  const ka = `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
-  const kb = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** Kind order, then namespace/name; the keys are built once per status rather than per comparison. */
+function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
+  const keyed = statuses.map((s) => ({
+    s,
+    kind: kindOrder(s.kind),
+    name: `${s.metadata.namespace ?? ''}/${s.metadata.name}`,
+  }));
+  keyed.sort((a, b) => a.kind - b.kind || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return keyed.map((k) => k.s);
 }

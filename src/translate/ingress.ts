@@ -163,9 +163,12 @@ export function ingressStatuses(
   diags: Diagnostic[],
 ): ObjectStatus[] {
   const sourceOf = new Map<string, string>();
-  for (const r of [...plan.resources.httpRoutes, ...plan.resources.tlsRoutes]) {
-    const from = r.metadata.annotations?.[CONVERTED_FROM];
-    if (from && isInternal(r)) sourceOf.set(`${r.kind}/${r.metadata.namespace}/${r.metadata.name}`, from);
+  for (const routes of [plan.resources.httpRoutes, plan.resources.tlsRoutes]) {
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      const from = r.metadata.annotations?.[CONVERTED_FROM];
+      if (from && isInternal(r)) sourceOf.set(`${r.kind}/${r.metadata.namespace}/${r.metadata.name}`, from);
+    }
   }
   // Diagnostics already written about internal objects are about the Ingress the user wrote.
   for (const d of diags) {

@@ -11,6 +11,7 @@ import type {
   PolicyTargetRef,
   Resources,
   SecurityPolicy,
+  Service,
 } from '../api/types.ts';
 import { GATEWAY_GROUP } from '../api/types.ts';
 import type {
@@ -47,6 +48,7 @@ export class Policies {
   readonly #controllerName: string;
   /** `Service/ns/name[/sectionName]` or `TLSRoute/ns/name` → winning policy (oldest first). */
   readonly #backendByTarget = new Map<string, BackendTrafficPolicy>();
+  #services: Map<string, Service> | undefined;
   readonly #results = new Map<KubeObject, AncestorResult[]>();
   #clientByBind = new Map<string, ClientSettings>();
   /** `Gateway/ns/name`, `Gateway/ns/name/section` or `HTTPRoute/ns/name` → the winning SecurityPolicy's settings. */
@@ -108,11 +110,11 @@ export class Policies {
     routeName: string,
   ): BackendPolicy {
     let policy = DEFAULT_BACKEND_POLICY;
+    // No BackendTrafficPolicy attached: every lookup below would miss (the common case, once per backendRef).
+    if (this.#backendByTarget.size === 0) return policy;
     if ((ref.group ?? '') === '' && (ref.kind ?? 'Service') === 'Service') {
       const ns = ref.namespace ?? routeNamespace;
-      const svc = this.#res.services.find(
-        (s) => s.metadata.name === ref.name && (s.metadata.namespace ?? 'default') === ns,
-      );
+      const svc = this.#service(ns, ref.name);
       const portName = svc?.spec.ports?.find((p) => p.port === ref.port)?.name;
       const whole = this.#backendByTarget.get(`Service/${ns}/${ref.name}`);
       if (whole) policy = applyBackend(policy, whole);
@@ -122,6 +124,18 @@ export class Policies {
     const route = this.#backendByTarget.get(`${routeKind}/${routeNamespace}/${routeName}`);
     if (route) policy = applyBackend(policy, route);
     return policy;
+  }
+
+  /** The first Service of that namespace/name, as `services.find` would return, without a scan per backendRef. */
+  #service(ns: string, name: string): Service | undefined {
+    if (this.#services === undefined) {
+      this.#services = new Map();
+      for (const s of this.#res.services) {
+        const k = `${s.metadata.namespace ?? 'default'}/${s.metadata.name}`;
+        if (!this.#services.has(k)) this.#services.set(k, s);
+      }
+    }
+    return this.#services.get(`${ns}/${name}`);
   }
 
   /** Resolve ClientTrafficPolicies against the Gateways' binds (after conflicts are known). */

@@ -14,3 +14,19 @@ export function byName(a: KubeObject, b: KubeObject): number {
   const kb = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
+
+/**
+ * `items` in byAge order of `objectOf(item)`, as a new array. The keys are built once per item, not
+ * twice per comparison: with 100k routes the comparator's strings were millions of short-lived allocations.
+ * The sort is stable, so the order is exactly that of `.sort((a, b) => byAge(objectOf(a), objectOf(b)))`.
+ */
+export function sortedByAge<T>(items: readonly T[], objectOf: (item: T) => KubeObject): T[] {
+  const keyed = items.map((item) => {
+    const m = objectOf(item).metadata;
+    return { item, ts: m.creationTimestamp ?? '', name: `${m.namespace ?? ''}/${m.name}` };
+  });
+  keyed.sort((a, b) =>
+    a.ts !== b.ts ? (a.ts < b.ts ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  return keyed.map((k) => k.item);
+}

@@ -9,10 +9,10 @@ import type {
   SniRoute,
   TableListener,
 } from '../table/types.ts';
-import type { GatewayCtx, ListenerCtx } from './context.ts';
+import type { GatewayCtx, ListenerCtx, Targets } from './context.ts';
 import { listenerId } from './context.ts';
 import { bindKey } from './gateways.ts';
-import { compareSpecificity } from './hostnames.ts';
+import { compareSpecificity, specificityRank } from './hostnames.ts';
 import { buildVirtualHosts, type HttpTarget } from './httproutes.ts';
 
 export interface RouteTarget {
@@ -27,8 +27,8 @@ export type ListenerSecurityFn = (l: ListenerCtx) => {
 
 export function buildTable(
   gateways: GatewayCtx[],
-  targets: Map<string, RouteTarget>,
-  httpTargets: Map<string, HttpTarget>,
+  targets: Targets<RouteTarget>,
+  httpTargets: Targets<HttpTarget>,
   clientFor: (bindKey: string) => ClientSettings,
   securityFor: ListenerSecurityFn = () => ({}),
 ): RoutingTable {
@@ -78,22 +78,21 @@ function protocolOf(l: ListenerCtx): Bind['protocol'] {
 
 function tableListener(
   group: ListenerCtx[],
-  targets: Map<string, RouteTarget>,
-  httpTargets: Map<string, HttpTarget>,
+  targets: Targets<RouteTarget>,
+  httpTargets: Targets<HttpTarget>,
   securityFor: ListenerSecurityFn,
 ): TableListener {
   const l = group[0]!;
   // Precedence among routes claiming one hostname: oldest, then namespace/name (attachment order).
-  const winners = new Map<string, SniRoute>();
   const ordered = group.flatMap((x) => x.attachments).sort((a, b) => a.order - b.order);
-  for (const a of ordered) {
-    const t = targets.get(a.routeKey);
+  const claims: SniRoute[] = [];
+  for (let i = 0; i < ordered.length; i++) {
+    const a = ordered[i]!;
+    const t = targets.get(a);
     if (!t) continue;
-    for (const h of a.hostnames) {
-      if (!winners.has(h)) winners.set(h, { hostname: h, route: t.ref, backends: t.backends });
-    }
+    for (const h of a.hostnames) claims.push({ hostname: h, route: t.ref, backends: t.backends });
   }
-  const routes = [...winners.values()].sort((a, b) => compareSpecificity(a.hostname, b.hostname));
+  const routes = winnersBySpecificity(claims);
   const out: TableListener = {
     id: listenerId(l),
     gateway: { namespace: l.gw.namespace, name: l.gw.gateway.metadata.name },
@@ -123,4 +122,28 @@ function tableListener(
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The first claim of each hostname, most specific hostname first (compareSpecificity order). A stable sort
+ * puts the claims of one hostname next to each other in precedence order, so the winner is the first of
+ * each run: no Map of 100k hostnames, and the sort that the table needs anyway does the grouping. The
+ * rank of each hostname is computed once, not at every comparison.
+ */
+export function winnersBySpecificity(claims: SniRoute[]): SniRoute[] {
+  const keyed = claims.map((r) => ({ r, h: r.hostname, rank: specificityRank(r.hostname) }));
+  keyed.sort((a, b) => {
+    if (a.rank !== b.rank) return a.rank - b.rank;
+    if (a.rank === 1 && a.h.length !== b.h.length) return b.h.length - a.h.length;
+    return a.h < b.h ? -1 : a.h > b.h ? 1 : 0;
+  });
+  const out: SniRoute[] = [];
+  let last: string | undefined;
+  for (let i = 0; i < keyed.length; i++) {
+    const k = keyed[i]!;
+    if (k.h === last) continue;
+    last = k.h;
+    out.push(k.r);
+  }
+  return out;
 }
