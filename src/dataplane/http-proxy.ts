@@ -367,9 +367,21 @@ class HttpProxy implements HttpHandler, ProxyCore {
     if (sec.wafError !== null)
       return { kind: 'answer', answer: local(503, 'waf-unavailable', 'service unavailable') };
     if (sec.waf === null) return { kind: 'pass', body: undefined };
-    let tx: WafTransaction;
+    // The WAF's rule evaluation runs on libuv's threadpool (beginAsync/endAsync), so this event loop keeps serving
+    // other traffic meanwhile. The client may leave during any await: `gone` is set by onClose, registered first so
+    // it cannot be missed, and the transaction is released (after its running work item) whatever happens.
+    let tx: WafTransaction | null = null;
+    let gone = false;
+    onClose(() => {
+      gone = true;
+      tx?.release();
+    });
+    const clientClosed: GuardResult = {
+      kind: 'answer',
+      answer: local(400, 'client-closed', 'client closed'),
+    };
     try {
-      tx = sec.waf.begin({
+      tx = await sec.waf.beginAsync({
         requestId: x.requestId,
         method: req.method ?? 'GET',
         uri: req.url ?? '/',
@@ -383,9 +395,22 @@ class HttpProxy implements HttpHandler, ProxyCore {
       this.logger.error({ err: (err as Error).message, requestId: x.requestId }, 'waf failed');
       return { kind: 'answer', answer: local(503, 'waf-error', 'service unavailable') };
     }
-    onClose(() => tx.close());
-    if (tx.verdict().action === 'block') return this.#wafBlocked(x, req, tx.verdict(), tx);
-    if (!hasRequestBody(req)) return this.#wafDecided(x, req, tx, tx.end(), undefined);
+    const wtx = tx;
+    // A block is audited even when the client already left (as when inspection was synchronous).
+    if (wtx.verdict().action === 'block') return this.#wafBlocked(x, req, wtx.verdict(), wtx);
+    if (gone) {
+      wtx.release();
+      return clientClosed;
+    }
+    if (!hasRequestBody(req)) {
+      let v: WafVerdict;
+      try {
+        v = await wtx.endAsync([]);
+      } catch (err) {
+        return this.#wafFailed(x, wtx, err);
+      }
+      return this.#wafDecided(x, req, wtx, v, undefined);
+    }
     const maxBody = effectiveMaxBody(d.rule, sec);
     const inspectLimit = sec.wafBodyLimit;
     return new Promise<GuardResult>((resolve) => {
@@ -400,19 +425,29 @@ class HttpProxy implements HttpHandler, ProxyCore {
         req.off('error', onError);
         resolve(r);
       };
+      // The buffered body (at most inspectLimit + one chunk) is inspected in one work item, at its end or once over
+      // the inspection limit; meanwhile the request stays paused.
       const decide = (ended: boolean): void => {
-        const replay = new PassThrough();
-        const r = this.#wafDecided(x, req, tx, tx.end(), replay);
-        if (r.kind === 'answer') {
-          replay.destroy();
-          settle(r);
-          return;
-        }
-        for (const c of chunks) replay.write(c);
-        chunks.length = 0;
-        if (ended) replay.end();
-        else (req as NodeJS.ReadableStream).pipe(replay);
-        settle(r);
+        req.off('data', onData);
+        req.off('end', onEnd);
+        wtx.endAsync(chunks).then(
+          (v) => {
+            if (settled) return;
+            const replay = new PassThrough();
+            const r = this.#wafDecided(x, req, wtx, v, replay);
+            if (r.kind === 'answer') {
+              replay.destroy();
+              settle(r);
+              return;
+            }
+            for (const c of chunks) replay.write(c);
+            chunks.length = 0;
+            if (ended) replay.end();
+            else (req as NodeJS.ReadableStream).pipe(replay);
+            settle(r);
+          },
+          (err: unknown) => settle(this.#wafFailed(x, wtx, err)),
+        );
       };
       const onData = (c: Buffer): void => {
         size += c.length;
@@ -423,14 +458,9 @@ class HttpProxy implements HttpHandler, ProxyCore {
           settle({ kind: 'answer', answer: local(413, 'body-too-large', 'request body too large') });
           return;
         }
-        const v = tx.write(c);
-        if (v.action === 'block') {
-          req.pause();
-          settle(this.#wafBlocked(x, req, v, tx));
-          return;
-        }
         if (size > inspectLimit) {
-          // Detection-only, or a body larger than inspected: decide on the part seen, stream the rest.
+          // Over the inspection limit: 413 (reject), or decide on the part seen and stream the rest (partial,
+          // detection-only); endAsync applies the same limits write() did.
           req.pause();
           decide(false);
         }
@@ -441,8 +471,15 @@ class HttpProxy implements HttpHandler, ProxyCore {
       req.on('data', onData);
       req.once('end', onEnd);
       req.once('error', onError);
-      onClose(() => settle({ kind: 'answer', answer: local(400, 'client-closed', 'client closed') }));
+      onClose(() => settle(clientClosed));
+      if (gone) settle(clientClosed);
     });
+  }
+
+  #wafFailed(x: Exchange, tx: WafTransaction, err: unknown): GuardResult {
+    this.logger.error({ err: (err as Error).message, requestId: x.requestId }, 'waf failed');
+    tx.release();
+    return { kind: 'answer', answer: local(503, 'waf-error', 'service unavailable') };
   }
 
   #wafDecided(
@@ -454,13 +491,13 @@ class HttpProxy implements HttpHandler, ProxyCore {
   ): GuardResult {
     if (v.action === 'block') return this.#wafBlocked(x, req, v, tx);
     this.#audit(x, req, v);
-    tx.close();
+    tx.release();
     return { kind: 'pass', body };
   }
 
   #wafBlocked(x: Exchange, req: AnyRequest, v: WafVerdict, tx: WafTransaction): GuardResult {
     this.#audit(x, req, v);
-    tx.close();
+    tx.release();
     const b = blockResponse(v, x.requestId);
     const error = b.status === 413 ? 'body-too-large' : `waf-blocked: ${v.ruleIds.slice(-3).join(',')}`;
     return {

@@ -34,7 +34,11 @@ export type NativeTx = { readonly [txBrand]: true };
 export interface ModSecurityAddon {
   version(): string;
   createEngine(parts: string[]): NativeEngine;
-  newTransaction(engine: NativeEngine, id: string): NativeTx;
+  /**
+   * `deferred`: the ModSecurity transaction (tens of µs to construct) is created by beginAsync on the threadpool;
+   * until then only beginAsync, finish and finishAsync accept it.
+   */
+  newTransaction(engine: NativeEngine, id: string, deferred?: boolean): NativeTx;
   processConnection(
     tx: NativeTx,
     clientIp: string,
@@ -48,6 +52,26 @@ export interface ModSecurityAddon {
   processRequestBody(tx: NativeTx): NativeStep;
   processResponseHeaders(tx: NativeTx, status: number, protocol: string, headers: string[]): NativeStep;
   finish(tx: NativeTx): NativeStep;
+  /**
+   * Async variants: the ModSecurity work runs on libuv's threadpool. One work item per transaction at a time: any
+   * call (sync or async) on a transaction whose work item is running throws "transaction busy".
+   */
+  /** processConnection + processUri + processRequestHeaders, stopping after the first disruptive step. */
+  beginAsync(
+    tx: NativeTx,
+    clientIp: string,
+    clientPort: number,
+    serverIp: string,
+    serverPort: number,
+    uri: string,
+    method: string,
+    httpVersion: string,
+    headers: string[],
+  ): Promise<NativeStep[]>;
+  /** appendRequestBody per chunk (stopping at a disruptive step), then processRequestBody when `processBody`. */
+  bodyAsync(tx: NativeTx, chunks: readonly Uint8Array[], processBody: boolean): Promise<NativeStep[]>;
+  /** Logging phase + frees the ModSecurity transaction; idempotent. */
+  finishAsync(tx: NativeTx): Promise<NativeStep>;
 }
 
 export type AddonLoad =
@@ -79,8 +103,15 @@ function tryLoad(path: string): AddonLoad {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as ModSecurityAddon;
-    if (typeof addon.createEngine !== 'function' || typeof addon.version !== 'function')
-      return { ok: false, reason: `WAF addon ${path} is not the snigate modsecurity addon` };
+    if (
+      typeof addon.createEngine !== 'function' ||
+      typeof addon.version !== 'function' ||
+      typeof addon.beginAsync !== 'function'
+    )
+      return {
+        ok: false,
+        reason: `WAF addon ${path} is not the snigate modsecurity addon, or is out of date (run native/build.sh)`,
+      };
     return { ok: true, addon, version: addon.version() };
   } catch (err) {
     // Typically libmodsecurity.so.3 absent at run time (built elsewhere) or an incompatible binary.

@@ -1,6 +1,9 @@
 /**
- * The WAF: libmodsecurity v3 + OWASP CRS (Debian packages) behind the native addon. Synchronous, one ModSecurity
- * transaction per HTTP exchange: request head → streamed, bounded request body → response head → close.
+ * The WAF: libmodsecurity v3 + OWASP CRS (Debian packages) behind the native addon. One ModSecurity transaction per
+ * HTTP exchange: request head → streamed, bounded request body → response head → close. Two ways to drive it with
+ * the same verdicts: synchronous (begin/write/end/close, simple callers and tests) and asynchronous
+ * (beginAsync/endAsync/release, the proxy's hot path), where the rule evaluation runs on libuv's threadpool so the
+ * event loop keeps serving other traffic and a second core is used.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -208,6 +211,33 @@ export class Waf {
     );
   }
 
+  /**
+   * begin() with the head inspected on libuv's threadpool (connection, URI and headers in one work item). Rejects
+   * (with the transaction released) when the addon fails.
+   */
+  async beginAsync(req: WafRequestHead): Promise<WafTransaction> {
+    // Deferred: the ModSecurity transaction itself is constructed on the threadpool too, by the head work item.
+    const tx = new WafTransaction(
+      this.#addon,
+      this.#addon.newTransaction(this.#engine, req.requestId ?? randomUUID(), true),
+      null,
+      this,
+    );
+    await tx.headAsync(req);
+    return tx;
+  }
+
+  /** inspect() on the threadpool. */
+  async inspectAsync(req: WafRequest): Promise<WafVerdict> {
+    const tx = await this.beginAsync(req);
+    try {
+      if (tx.verdict().action === 'block') return tx.verdict();
+      return await tx.endAsync(req.body !== undefined && req.body.length > 0 ? [req.body] : []);
+    } finally {
+      tx.release();
+    }
+  }
+
   /** Whole request at once: head, body, end. */
   inspect(req: WafRequest): WafVerdict {
     const tx = this.begin(req);
@@ -225,8 +255,10 @@ export class Waf {
 
 /**
  * One exchange. Call in order: (constructor = request head) → write(chunk)* → end() → response()? → close().
+ * Async order: Waf.beginAsync (request head) → endAsync(chunks) → release().
  * After any call, verdict().action === 'block' means: stop, answer verdict().status, then close().
- * close() must always be called (it runs ModSecurity's logging phase and frees the transaction).
+ * close() or release() must always be called (it runs ModSecurity's logging phase and frees the transaction).
+ * At most one native call runs per transaction: async steps are chained, and a sync call while one runs throws.
  */
 export class WafTransaction {
   readonly #addon: ModSecurityAddon;
@@ -238,11 +270,16 @@ export class WafTransaction {
   #bodyBytes = 0;
   #overLimit = false;
   #ended = false;
+  /** The tail of this transaction's async work: the next item starts after it (one work item per tx at a time). */
+  #chain: Promise<unknown> = Promise.resolve();
+  #inFlight = 0;
 
-  constructor(addon: ModSecurityAddon, tx: NativeTx, req: WafRequestHead, waf: Waf) {
+  /** `req` null: the head is inspected later by headAsync (Waf.beginAsync). */
+  constructor(addon: ModSecurityAddon, tx: NativeTx, req: WafRequestHead | null, waf: Waf) {
     this.#addon = addon;
     this.#tx = tx;
     this.#waf = waf;
+    if (req === null) return;
     try {
       this.#absorb(
         addon.processConnection(
@@ -260,6 +297,104 @@ export class WafTransaction {
       this.close();
       throw err;
     }
+  }
+
+  /** The request head on the threadpool; for Waf.beginAsync. On failure the transaction is released and it rejects. */
+  async headAsync(req: WafRequestHead): Promise<void> {
+    try {
+      const steps = await this.#run((tx) =>
+        this.#addon.beginAsync(
+          tx,
+          req.clientIp,
+          req.clientPort,
+          req.serverIp ?? '127.0.0.1',
+          req.serverPort ?? 0,
+          req.uri,
+          req.method,
+          normalizeVersion(req.httpVersion),
+          headerPairs(req.headers),
+        ),
+      );
+      // The addon stops after the first disruptive step, as the sync constructor does.
+      for (const s of steps ?? []) this.#absorb(s);
+    } catch (err) {
+      this.release();
+      throw err;
+    }
+  }
+
+  /**
+   * write(chunk) for each chunk, then end(), as one work item on the threadpool: the same limits and verdict (413
+   * beyond requestBodyLimit with 'reject', phase 2 skipped once blocked).
+   */
+  async endAsync(chunks: readonly Uint8Array[]): Promise<WafVerdict> {
+    if (this.#tx === null || this.#blocked !== null || this.#ended) {
+      this.#ended = true;
+      return this.verdict();
+    }
+    this.#ended = true;
+    const limit = this.#waf.options.requestBodyLimit;
+    const parts: Uint8Array[] = [];
+    let reject413 = false;
+    for (const chunk of chunks) {
+      const room = limit - Math.min(this.#bodyBytes, limit);
+      this.#bodyBytes += chunk.length;
+      if (room > 0) parts.push(chunk.length <= room ? chunk : chunk.subarray(0, room));
+      if (this.#bodyBytes > limit && !this.#overLimit) {
+        this.#overLimit = true;
+        if (this.#waf.bodyLimitAction === 'reject' && this.#waf.mode === 'block') {
+          // write() stops taking chunks once blocked; end() then skips phase 2.
+          reject413 = true;
+          break;
+        }
+      }
+    }
+    const steps = await this.#run((tx) => this.#addon.bodyAsync(tx, parts, !reject413));
+    for (const s of steps ?? []) this.#absorb(s);
+    if (reject413 && this.#blocked === null)
+      this.#blocked = { status: 413, ruleId: 0, ruleMsg: `request body over ${limit} bytes` };
+    return this.verdict();
+  }
+
+  /**
+   * Logging phase and release on the threadpool, after any work item still running (fire and forget: safe to call
+   * when the client went away mid-inspection); idempotent.
+   */
+  release(): void {
+    const tx = this.#tx;
+    if (tx === null) return;
+    this.#tx = null;
+    // A failure here has nobody to report to: the transaction is then freed by its finalizer, without logging.
+    const finish = (): Promise<unknown> => this.#addon.finishAsync(tx).catch(() => {});
+    if (this.#inFlight === 0) {
+      try {
+        finish();
+      } catch {}
+    } else this.#chain = this.#chain.then(finish);
+  }
+
+  /**
+   * Starts one native work item now when the transaction is idle (so the addon marks it busy at once), else after
+   * the previous one; undefined when the transaction was released meanwhile.
+   */
+  #run<T>(fn: (tx: NativeTx) => Promise<T>): Promise<T | undefined> {
+    const start = (): Promise<T> | undefined => (this.#tx === null ? undefined : fn(this.#tx));
+    let p: Promise<T | undefined>;
+    if (this.#inFlight === 0) {
+      try {
+        p = Promise.resolve(start());
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+    } else {
+      p = this.#chain.then(start);
+    }
+    this.#inFlight++;
+    this.#chain = p.then(
+      () => this.#inFlight--,
+      () => this.#inFlight--,
+    );
+    return p;
   }
 
   /** Request body bytes seen so far (including any beyond the inspection limit). */
@@ -314,8 +449,12 @@ export class WafTransaction {
     return this.verdict();
   }
 
-  /** Logging phase and release; idempotent. */
+  /** Logging phase and release; idempotent. Deferred to the threadpool (release) while async work is pending. */
   close(): void {
+    if (this.#inFlight > 0) {
+      this.release();
+      return;
+    }
     const tx = this.#tx;
     if (tx === null) return;
     this.#tx = null;
