@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Reconciler } from '../config/reconciler.ts';
 import type { DataPlane } from '../dataplane/server.ts';
 import { redactTable } from '../table/redact.ts';
+import { hostAllowed } from './admin-host.ts';
 
 export interface AdminOptions {
   host: string;
@@ -40,6 +41,17 @@ export async function startAdmin(o: AdminOptions): Promise<Server> {
     };
     const json = (code: number, v: unknown) =>
       send(code, 'application/json', `${JSON.stringify(v, null, 2)}\n`);
+    if (!hostAllowed(req.headers.host, o.host)) {
+      o.logger.warn(
+        { host: req.headers.host?.slice(0, 100) },
+        'admin request refused: Host is not localhost or an IP',
+      );
+      return send(
+        403,
+        'text/plain',
+        'refused: this admin server is bound to loopback and answers only Host: localhost or an IP address (DNS-rebinding guard)\n',
+      );
+    }
     try {
       switch (url.pathname) {
         case '/healthz':

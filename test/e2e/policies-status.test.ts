@@ -1,6 +1,7 @@
 // Policy status and live reload, through `snigate run`: TargetNotFound and Conflicted in the admin /status (and
 // `snigate status`), and a BackendTrafficPolicy edit on disk changing the idle timeout of new connections.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { createCA } from '../support/certs.ts';
 import { startTcpEcho, type TcpEchoServer } from '../support/echo-server.ts';
@@ -174,6 +175,21 @@ test('`snigate status -o json` reports the same policy conditions', async () => 
   const r = await snigateCli(['status', '--admin', gw.adminUrl, '-o', 'json']);
   assert.equal(r.code, 0, r.stderr);
   expectations(JSON.parse(r.stdout) as Pick<StatusDoc, 'statuses'>);
+});
+
+test('admin on loopback refuses a rebound Host name (curl), answers localhost and the IP', async () => {
+  const url = new URL(gw.adminUrl);
+  const curl = (host: string) =>
+    execFileSync(
+      'curl',
+      ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: ${host}`, `${gw.adminUrl}/config`],
+      {
+        encoding: 'utf8',
+      },
+    );
+  assert.equal(curl(`evil.example:${url.port}`), '403');
+  assert.equal(curl(`localhost:${url.port}`), '200');
+  assert.equal(curl(url.host), '200');
 });
 
 test('live reload: editing the idle timeout from 1h to 300ms applies to new connections', async () => {
