@@ -130,7 +130,8 @@ export class Connection {
   #detail: string | null = null;
   #finished = false;
   #listener: TableListener | null = null;
-  #route: SniRoute | null = null;
+  /** `Kind/namespace/name` of #route, as logged and counted. */
+  #routeName: string | null = null;
   #backend: string | null = null;
   /** `listenerId|Kind/ns/name` once routed: a swap drains the connection when this key disappears. */
   routeKey: string | null = null;
@@ -344,8 +345,12 @@ export class Connection {
       return;
     }
     const listener = m.listener;
-    this.#route = m.route;
-    if (m.route !== null) this.routeKey = routeKey(listener.id, m.route);
+    if (m.route !== null) {
+      this.routeKey = routeKey(listener.id, m.route);
+      const r = m.route.route;
+      this.#routeName = `${r.kind}/${r.namespace}/${r.name}`;
+      this.#rt.shared.events.connectionRouted(this.#routeName);
+    }
     if (m.route === null || (listener.mode !== 'passthrough' && listener.mode !== 'tcp')) {
       this.#handOff(listener, m.route);
       return;
@@ -561,7 +566,6 @@ export class Connection {
     this.#rt.connections.delete(this);
     this.#active.n--;
     const hello = this.#hello ?? this.#reader?.hello ?? null;
-    const route = this.#route?.route;
     const record: ConnectionRecord = {
       connId: this.connId,
       client: hostPort(this.#clientAddress, this.#clientPort),
@@ -569,7 +573,7 @@ export class Connection {
       listener: this.#listener?.id ?? null,
       sni: hello?.sni ?? null,
       alpn: hello?.alpn ?? null,
-      route: route === undefined ? null : `${route.kind}/${route.namespace}/${route.name}`,
+      route: this.#routeName,
       backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
       endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,
       bytesIn: this.#bytesRead + (this.#socket?.bytesRead ?? 0) + (this.#pt?.pumpedIn ?? 0),

@@ -4,6 +4,11 @@ import type { ConnectionRecord } from './conn-log.ts';
 export interface DataPlaneEvents {
   /** A socket was accepted on `bind` (`address:port`). */
   connectionOpened(bind: string): void;
+  /**
+   * The connection was matched to `route` (`Kind/namespace/name`); its record will carry the same route.
+   * At most once per connection, before connectionClosed.
+   */
+  connectionRouted(route: string): void;
   /** Exactly once per opened connection, with the record that is also logged. */
   connectionClosed(record: ConnectionRecord): void;
   /** A complete ClientHello was read, `ms` after accept. */
@@ -22,6 +27,7 @@ const noop = (): void => {};
 
 export const NOOP_EVENTS: DataPlaneEvents = {
   connectionOpened: noop,
+  connectionRouted: noop,
   connectionClosed: noop,
   helloParsed: noop,
   connectFailed: noop,

@@ -315,6 +315,8 @@ spec:
           ) === true,
       );
       assert.equal(doc.activeConnections, 1);
+      // The held connection is routed and still open: counted per route while it lasts.
+      assert.equal(doc.traffic.find((r) => r.route === ROUTE)?.open, 1);
       assert.equal(doc.binds[0]!.active, 1);
       assert.equal(doc.binds[0]!.accepted, N + 1 + 2 + 3);
 
@@ -379,6 +381,7 @@ spec:
 
       const traffic = await page.locator('#traffic tr', { hasText: ROUTE }).innerText();
       assert.match(traffic, new RegExp(`^\\S+\\s+${N}\\s+0\\s`), traffic);
+      assert.match(traffic, /\s1$/, `open now column: ${traffic}`);
       assert.match(
         await page.locator('#traffic tr', { hasText: `127.0.0.1:${gwPort}` }).innerText(),
         /\b1\s+16\b/,

@@ -217,7 +217,16 @@ export function buildDashboard(src: DashboardSources): DashboardDoc {
   const traffic = src.traffic.routes().map((r) => ({ ...r, inTable: inTable.has(r.route) }));
   for (const route of inTable) {
     if (!traffic.some((t) => t.route === route))
-      traffic.push({ route, inTable: true, total: 0, failed: 0, bytesIn: 0, bytesOut: 0, lastAt: 0 });
+      traffic.push({
+        route,
+        inTable: true,
+        total: 0,
+        failed: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        lastAt: 0,
+        open: 0,
+      });
   }
   traffic.sort((a, b) => a.route.localeCompare(b.route));
 
@@ -703,7 +712,7 @@ const SCRIPT = `
             add(el('strong'), r.kind + ' ', code(r.name)),
             el('span', 'muted', '\\u2190 ' + g.hosts.join(', ') + (r.match ? ' \\u00b7 ' + r.match : '')),
             chips(r.conditions),
-            el('span', 'muted', t ? t.total + ' connections ended \\u00b7 ' + bytes(t.bytesIn) + ' in \\u00b7 ' + bytes(t.bytesOut) + ' out' : 'no connections yet')));
+            el('span', 'muted', t ? (t.open || 0) + ' open \\u00b7 ' + t.total + ' connections ended \\u00b7 ' + bytes(t.bytesIn) + ' in \\u00b7 ' + bytes(t.bytesOut) + ' out' : 'no connections yet')));
           rd.appendChild(table([['Backend', 'w-backend'], ['Weight', 'num w-weight'], ['Share', 'num w-share'], ['Endpoints (health)', 'w-eps'], ['Connections', 'num w-conns']], backendRows(r)));
           ld.appendChild(rd);
         });
@@ -722,18 +731,19 @@ const SCRIPT = `
           return add(el('tr'), cell(code(b.bind)), cell(String(b.active), 'num'), cell(String(b.accepted), 'num'));
         }))
       : el('p', 'empty', 'No connection accepted yet.'));
-    var h = el('h3', null, 'Per route (connections that ended)');
+    var h = el('h3', null, 'Per route (connections, failed and bytes: ended; open: now)');
     h.style.marginTop = '1rem';
     card.appendChild(h);
     card.appendChild(d.traffic.length
-      ? table([['Route'], ['Connections', 'num'], ['Failed', 'num'], ['Bytes in', 'num'], ['Bytes out', 'num'], ['Last']], d.traffic.map(function (t) {
+      ? table([['Route'], ['Connections', 'num'], ['Failed', 'num'], ['Bytes in', 'num'], ['Bytes out', 'num'], ['Last'], ['Open now', 'num']], d.traffic.map(function (t) {
           return add(el('tr'),
             cell(add(el('span'), code(t.route), t.inTable ? null : el('span', 'muted', ' (removed)'))),
             cell(String(t.total), 'num'),
             cell(t.failed ? pill(String(t.failed), 'bad') : '0', 'num'),
             cell(bytes(t.bytesIn), 'num'),
             cell(bytes(t.bytesOut), 'num'),
-            cell(t.lastAt ? time(new Date(t.lastAt).toISOString()) : el('span', 'muted', '\\u2014')));
+            cell(t.lastAt ? time(new Date(t.lastAt).toISOString()) : el('span', 'muted', '\\u2014')),
+            cell(String(t.open || 0), 'num'));
         }))
       : el('p', 'empty', 'No routes.'));
     s.appendChild(card);

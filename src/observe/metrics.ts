@@ -401,6 +401,9 @@ export class Metrics implements DataPlaneEvents {
     this.#child(this.#active, `g\0${bind}`, [bind]).inc();
   };
 
+  /** Routed connections are counted when they end (snigate_connections_closed_total has the route). */
+  readonly connectionRouted = (_route: string): void => {};
+
   readonly connectionClosed = (r: ConnectionRecord): void => {
     this.#child(this.#active, `g\0${r.bind}`, [r.bind]).dec();
     const listener = r.listener ?? '';

@@ -39,6 +39,7 @@ describe('LiveTraffic', () => {
       bytesIn: 101,
       bytesOut: 202,
       lastAt: 1000,
+      open: 0,
     });
     assert.equal(t.backend('TLSRoute/default/a', 'Service/default/a:443')?.total, 1);
     assert.equal(t.backend('TLSRoute/default/a', 'Service/default/b:443')?.bytesOut, 2);
@@ -72,6 +73,18 @@ describe('LiveTraffic', () => {
     assert.equal(t.rejects(1).length, 1);
     assert.deepEqual(t.reasons(), { 'no-route': 5, 'malformed-hello': 1 });
     assert.equal(t.binds()[0]!.active, 0, 'never negative');
+  });
+
+  it('counts open connections per route from routed to closed', () => {
+    const t = new LiveTraffic();
+    const route = record({}).route!;
+    t.connectionRouted(route);
+    t.connectionRouted(route);
+    assert.equal(t.routes().find((r) => r.route === route)?.open, 2);
+    t.connectionClosed(record({}));
+    const r = t.routes().find((x) => x.route === route)!;
+    assert.equal(r.open, 1);
+    assert.equal(r.total, 1);
   });
 
   it('counts a routed failure against its route, and records backend resets', () => {

@@ -65,6 +65,8 @@ export interface Counters {
   bytesOut: number;
   /** Epoch ms of the last connection end, 0 when none. */
   lastAt: number;
+  /** Routed and not ended yet. */
+  open: number;
 }
 
 export interface BindCounters {
@@ -80,9 +82,11 @@ export interface LiveTrafficOptions {
   now?: () => number;
 }
 
-const newCounters = (): Counters => ({ total: 0, failed: 0, bytesIn: 0, bytesOut: 0, lastAt: 0 });
+const newCounters = (): Counters => ({ total: 0, failed: 0, bytesIn: 0, bytesOut: 0, lastAt: 0, open: 0 });
 
-export class LiveTraffic implements Pick<DataPlaneEvents, 'connectionOpened' | 'connectionClosed'> {
+export class LiveTraffic
+  implements Pick<DataPlaneEvents, 'connectionOpened' | 'connectionRouted' | 'connectionClosed'>
+{
   readonly #ring: (RejectEntry | undefined)[];
   #next = 0;
   #size = 0;
@@ -122,13 +126,19 @@ export class LiveTraffic implements Pick<DataPlaneEvents, 'connectionOpened' | '
     b.accepted++;
   };
 
+  readonly connectionRouted = (route: string): void => {
+    counter(this.#routes, route).open++;
+  };
+
   readonly connectionClosed = (r: ConnectionRecord): void => {
     const now = this.#now();
     const b = this.#bind(r.bind);
     if (b.active > 0) b.active--;
     const failed = isRecordedFailure(r.end);
     if (r.route !== null) {
-      add(counter(this.#routes, r.route), r, failed, now);
+      const c = counter(this.#routes, r.route);
+      if (c.open > 0) c.open--;
+      add(c, r, failed, now);
       if (r.backend !== null) add(counter(this.#backends, `${r.route}\0${r.backend}`), r, failed, now);
     }
     if (failed) {
@@ -212,6 +222,7 @@ function add(c: Counters, r: ConnectionRecord, failed: boolean, now: number): vo
 export function composeEvents(...parts: Partial<DataPlaneEvents>[]): Partial<DataPlaneEvents> {
   const names = [
     'connectionOpened',
+    'connectionRouted',
     'connectionClosed',
     'helloParsed',
     'connectFailed',
