@@ -2,6 +2,7 @@
 import type { Diagnostic } from '../api/diagnostics.ts';
 import { parseDuration } from '../api/duration.ts';
 import type { HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from '../api/types.ts';
+import { validCidr } from '../api/validate-policies.ts';
 import type {
   HttpBackend,
   HttpFilter,
@@ -108,7 +109,8 @@ function annotationExtras(route: HTTPRoute, diags: Diagnostic[]): Extras {
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean);
-    const bad = list.filter((c) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(c));
+    // The same check as the deny list and SecurityPolicy: hex-letter words such as "bad" are not addresses.
+    const bad = list.filter((c) => !validCidr(c));
     if (bad.length > 0)
       diags.push({
         severity: 'warning',

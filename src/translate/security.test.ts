@@ -185,6 +185,22 @@ describe('ingress-nginx annotations', () => {
     assert.ok(r.diagnostics.some((d) => d.code === 'annotation-invalid' && /denylist/.test(d.message)));
   });
 
+  test('whitelist-source-range keeps real CIDRs only, with the same check as the deny list', () => {
+    const r = run(
+      route('w', {
+        'nginx.ingress.kubernetes.io/whitelist-source-range':
+          '10.0.0.0/8, bad, 300.1.1.1/8, 2001:db8::/32, 192.0.2.1',
+      }),
+    );
+    assert.deepEqual(ruleFor(r.table, 80, 'w.example.com').limits?.allowSourceRanges, [
+      '10.0.0.0/8',
+      '2001:db8::/32',
+      '192.0.2.1',
+    ]);
+    const d = r.diagnostics.find((x) => x.code === 'annotation-invalid' && /whitelist/.test(x.message));
+    assert.match(d?.message ?? '', /bad, 300\.1\.1\.1\/8 is not a CIDR/);
+  });
+
   test('enable-modsecurity alone runs detection-only (ingress-nginx default); limit-rpm; a route policy overrides', () => {
     const r = run(
       route('a', { [`${N}enable-modsecurity`]: 'true', [`${N}limit-rpm`]: '60' }),
