@@ -61,6 +61,7 @@ export class Reconciler {
   get lastReload(): ReloadRecord | null {
     return this.#lastReload;
   }
+  /** Finished reloads (programmed or refused) and, of those, refused ones. */
   get counts(): { reloads: number; failures: number } {
     return { reloads: this.#reloads, failures: this.#failures };
   }
@@ -78,7 +79,6 @@ export class Reconciler {
   async #reload(trigger: string): Promise<ReloadRecord> {
     const { logger } = this.#o;
     const at = new Date().toISOString();
-    this.#reloads++;
     let result: PipelineResult;
     let objects = 0;
     try {
@@ -123,6 +123,8 @@ export class Reconciler {
         logger.error({ address: f.address ?? 'default', port: f.port, code: f.code }, 'cannot listen');
     }
     this.#serving = { result, table, programmedAt: at, bindFailures };
+    // Counted when finished (programmed or refused), so a counter change means lastReload is that reload.
+    this.#reloads++;
     this.#lastReload = { at, ok: true, errors: [], trigger };
     const listeners = table.binds.reduce((n, b) => n + b.listeners.length, 0);
     const routes = table.binds.reduce((n, b) => n + b.listeners.reduce((m, l) => m + l.routes.length, 0), 0);
@@ -134,6 +136,7 @@ export class Reconciler {
   }
 
   #refuse(at: string, trigger: string, errors: string[]): ReloadRecord {
+    this.#reloads++;
     this.#failures++;
     this.#lastReload = { at, ok: false, errors, trigger };
     this.#o.logger.error(

@@ -83,7 +83,7 @@ after(async () => {
 /** `GET <path>` to same-namespace:80; the Host is the Gateway address, as the suite sends it. */
 const get = (path = '/'): Req => ({ address: ADDRESS['same-namespace']!, port: gw.port(80), path });
 
-/** When the last finished reload started (the `reloads` counter counts reloads when they start, not end). */
+/** When the last finished reload started. */
 async function lastReloadAt(): Promise<string | undefined> {
   return ((await gw.status()).lastReload as { at?: string } | null)?.at;
 }
