@@ -371,71 +371,32 @@ export class Connection {
       return;
     }
     const shared = this.#rt.shared;
-    const h = this.#h;
-    if (h !== null) {
-      if (!reader.pgSsl && balancer.ipEndpointsOnly) {
-        const pt = NativePassthrough.adopt(
-          nativePump!,
-          h,
-          {
-            balancer,
-            backend: pick.backend,
-            first: pick,
-            head: reader.tail(),
-            proxyOut: () => this.#proxyOut(),
-            health: shared.health,
-            events: shared.events,
-          },
-          (reason, detail) => this.#finish(reason, detail),
-        );
-        reader.release();
-        this.#reader = null;
-        this.#pt = pt;
-        pt.start();
-        return;
-      }
-      this.#toSocket();
-    }
-    const socket = this.#socket!;
-    const native = reader.pgSsl
-      ? null
-      : NativePassthrough.take(
-          socket,
-          {
-            balancer,
-            backend: pick.backend,
-            first: pick,
-            head: reader.tail(),
-            proxyOut: () => this.#proxyOut(),
-            health: shared.health,
-            events: shared.events,
-          },
-          (reason, detail) => this.#finish(reason, detail),
-        );
-    if (native !== null) {
-      reader.release();
-      this.#reader = null;
-      this.#detach(socket);
-      this.#pt = native;
-      native.start();
-      return;
-    }
-    const pt = new Passthrough(
-      {
-        client: socket,
-        balancer,
-        backend: pick.backend,
-        first: pick,
-        head: reader.tail(),
-        pgSsl: reader.pgSsl,
-        proxyOut: () => this.#proxyOut(),
-        health: shared.health,
-        events: shared.events,
-      },
-      (reason, detail) => this.#finish(reason, detail),
-    );
+    const opts = {
+      balancer,
+      backend: pick.backend,
+      first: pick,
+      head: reader.tail(),
+      proxyOut: () => this.#proxyOut(),
+      health: shared.health,
+      events: shared.events,
+    };
+    const done = (reason: EndReason, detail: string | null): void => this.#finish(reason, detail);
     reader.release();
     this.#reader = null;
+    // Native when it can carry the connection: accepted in C (adopt its handle), or a net.Socket whose fd it
+    // takes a dup of; the Postgres SSLRequest exchange and hostname endpoints need the JavaScript path.
+    const native = !reader.pgSsl && balancer.ipEndpointsOnly;
+    let pt: Passthrough | NativePassthrough | null = null;
+    if (this.#h !== null) {
+      if (native) pt = NativePassthrough.adopt(nativePump!, this.#h, opts, done);
+      else this.#toSocket();
+    }
+    const socket = this.#socket;
+    if (pt === null && native && socket !== null) {
+      pt = NativePassthrough.take(socket, opts, done);
+      if (pt !== null) this.#detach(socket);
+    }
+    pt ??= new Passthrough({ ...opts, client: socket!, pgSsl: reader.pgSsl }, done);
     this.#pt = pt;
     pt.start();
   }
