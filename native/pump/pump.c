@@ -14,9 +14,11 @@
  * Owned fds (the whole passthrough connection after the ClientHello: no net.Socket is left alive, so an
  * idle connection costs a few hundred bytes and a new one skips Node's socket and connect machinery):
  *   open(fdClient, cb)             dups the client fd (the JS socket is then destroyed) -> handle | -errno
- *   connect(h, ip, port, timeoutMs, idleMs, head)
+ *   connect(h, ip, port, timeoutMs, idleMs, prefix, head)
  *                                  one backend attempt: 0 (the result comes as kind 4 or 5) or -errno at
- *                                  once; `head` (ClientHello, PROXY header...) is sent first once connected
+ *                                  once; once connected `prefix` (a PROXY header) then `head` (the client's
+ *                                  bytes so far) are sent first. `head` is copied and kept for later
+ *                                  attempts, which pass an empty one.
  *   close(h, reset)                stops and closes both fds (reset: RST instead of FIN), no callback
  * Accepted in C (a passthrough-capable listener: no net.Server, no net.Socket unless a connection is
  * handed to Node's TLS/HTTP side):
@@ -37,7 +39,8 @@
  *                                  was reset, both closed); 3: both directions finished, stopped (owned:
  *                                  closed); 4: connected (owned); 5: connect attempt failed, err = -errno
  *                                  (owned; the client fd stays open for another attempt); 6: idle timeout,
- *                                  stopped and closed (owned); 7: client data before connect (accepted);
+ *                                  stopped and closed (owned); 7: client data before connect (accepted;
+ *                                  `data` is a view valid only during the call);
  *                                  listeners: 8: accept failed (err; EMFILE pauses accepting for 100 ms);
  *                                  9: read timeout (accepted, before connect; still open, JS decides).
  */
@@ -112,6 +115,8 @@ typedef struct pump {
   napi_ref owner;    /* accepted: the object events are delivered to */
   listener *lst;     /* accepted: its listener (holds the shared event callback) */
   int reading;       /* accepted, before connect: client bytes are delivered as K_DATA */
+  char *head;        /* client bytes to send first, kept across connect attempts until connected */
+  size_t head_len;
   uv_loop_t *loop;
   uv_timer_t *timer; /* owned mode: connect timeout, then idle timeout */
   uint64_t idle_ms;
@@ -134,6 +139,7 @@ static void listener_unref(listener *l) {
 static void unref(pump *p) {
   if (--p->refs > 0) return;
   for (int i = 0; i < 2; i++) free(p->s[i].pend);
+  free(p->head);
   if (p->lst != NULL) listener_unref(p->lst);
   free(p);
 }
@@ -222,7 +228,7 @@ static void stop(pump *p, int reset) {
  * Calls cb(kind, side, err[, data]) (accepted: the listener's onEvent with the owner as `this`).
  * `final`: stop first (with `reset`), the callback is the last one.
  */
-static void emit_data(pump *p, int kind, int sidei, int err, int final, int reset, const char *data, size_t len) {
+static void emit_data(pump *p, int kind, int sidei, int err, int final, int reset, char *data, size_t len) {
   napi_env env = p->env;
   napi_handle_scope scope;
   napi_value cb = NULL, recv = NULL, argv[4], result;
@@ -241,8 +247,11 @@ static void emit_data(pump *p, int kind, int sidei, int err, int final, int rese
   napi_create_int32(env, err, &argv[2]);
   size_t argc = 3;
   if (data != NULL) {
-    void *copy;
-    napi_create_buffer_copy(env, len, data, &copy, &argv[3]);
+    /*
+     * A view of the shared read buffer, valid only during this call: the common ClientHello is parsed and
+     * sent on (connect copies it) without a JS-owned copy; JS copies what it must keep (PreambleReader.own).
+     */
+    napi_create_external_buffer(env, len, (void *)data, NULL, NULL, &argv[3]);
     argc = 4;
   }
   if (cb != NULL && napi_make_callback(env, NULL, recv, cb, argc, argv, &result) == napi_pending_exception) {
@@ -482,6 +491,9 @@ static void on_connect_poll(uv_poll_t *h, int status, int events) {
   /* Force update() to re-arm this handle with on_poll. */
   uv_poll_stop(h);
   p->s[1].events = 0;
+  free(p->head);
+  p->head = NULL;
+  p->head_len = 0;
   emit(p, K_CONNECTED, 1, 0, 0, -1);
   if (p->state != S_PUMPING) goto out;
   if (do_write(p, 1) < 0) goto out;
@@ -607,17 +619,17 @@ static int ensure_timer(pump *p) {
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   char ip[64];
   size_t iplen = 0;
   int32_t port;
   double timeout_ms, idle_ms;
-  void *head = NULL;
-  size_t head_len = 0;
+  void *prefix = NULL, *head = NULL;
+  size_t prefix_len = 0, head_len = 0;
   pump *p = get(env, info, argv, &argc);
   if (p == NULL) return NULL;
-  if (argc < 6) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, head)");
+  if (argc < 7) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix, head)");
   if (!p->owned || p->state != S_OPEN) return int_value(env, UV_EINVAL);
   if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
   /* The client is read by the pump from now on. */
@@ -630,8 +642,18 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[2], &port) != napi_ok ||
       napi_get_value_double(env, argv[3], &timeout_ms) != napi_ok ||
       napi_get_value_double(env, argv[4], &idle_ms) != napi_ok ||
-      napi_get_buffer_info(env, argv[5], &head, &head_len) != napi_ok)
-    return throw_type(env, "connect(h, ip: string, port: number, timeoutMs: number, idleMs: number, head: Buffer)");
+      napi_get_buffer_info(env, argv[5], &prefix, &prefix_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[6], &head, &head_len) != napi_ok)
+    return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix: Buffer, head: Buffer)");
+  /* Kept first, before anything can fail: later attempts pass an empty head and reuse this copy. */
+  if (head_len > 0) {
+    char *copy = (char *)malloc(head_len);
+    if (copy == NULL) return int_value(env, UV_ENOMEM);
+    memcpy(copy, head, head_len);
+    free(p->head);
+    p->head = copy;
+    p->head_len = head_len;
+  }
   struct sockaddr_storage sa;
   socklen_t salen;
   memset(&sa, 0, sizeof sa);
@@ -651,12 +673,14 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   b->fd = fd;
   b->rd_eof = b->wr_shut = 0;
   int r = poll_open(p, 1);
-  if (r == 0 && head_len > 0) {
-    b->pend = (char *)malloc(head_len);
+  size_t first = prefix_len + p->head_len;
+  if (r == 0 && first > 0) {
+    b->pend = (char *)malloc(first);
     if (b->pend == NULL) r = UV_ENOMEM;
     else {
-      memcpy(b->pend, head, head_len);
-      b->pend_len = head_len;
+      if (prefix_len > 0) memcpy(b->pend, prefix, prefix_len);
+      if (p->head_len > 0) memcpy(b->pend + prefix_len, p->head, p->head_len);
+      b->pend_len = first;
       b->pend_off = 0;
     }
   }

@@ -256,6 +256,11 @@ export class ClientHelloReader {
     return this.chunks[0] ?? Buffer.alloc(0);
   }
 
+  /** Copies the chunks kept for bytes(): the caller's buffers may be views it is about to reuse. */
+  own(): void {
+    this.chunks = this.chunks.map((c) => Buffer.from(c));
+  }
+
   push(chunk: Buffer): HelloResult {
     if (chunk.length === 0) return this.result;
     const first = this.total === 0;

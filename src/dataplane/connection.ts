@@ -189,7 +189,7 @@ export class Connection {
       pt.event(kind, side, err);
       return;
     }
-    if (kind === PUMP_DATA && data !== undefined) this.#onData(data);
+    if (kind === PUMP_DATA && data !== undefined) this.#onData(data, true);
     else if (kind === PUMP_READ_TIMEOUT) this.#onHelloTimeout();
     else if (kind === PUMP_EOF) this.#onEnd();
     else if (kind === PUMP_ERROR) {
@@ -289,11 +289,15 @@ export class Connection {
     if (n > 0) this.#bytesWritten += n;
   }
 
-  #onData(chunk: Buffer): void {
+  /** `transient`: the chunk is a view of the pump's read buffer, valid only during this call. */
+  #onData(chunk: Buffer, transient = false): void {
     try {
       const reader = this.#reader!;
       const status = reader.push(chunk);
-      if (status === 'need-more') return;
+      if (status === 'need-more') {
+        if (transient) reader.own();
+        return;
+      }
       this.#stopReading();
       if (status === 'reject') {
         this.#reject(reader.rejectReason!, reader.rejectDetail);
@@ -371,11 +375,15 @@ export class Connection {
       return;
     }
     const shared = this.#rt.shared;
+    // Native when it can carry the connection: accepted in C (adopt its handle), or a net.Socket whose fd it
+    // takes a dup of; the Postgres SSLRequest exchange and hostname endpoints need the JavaScript path.
+    const native = !reader.pgSsl && balancer.ipEndpointsOnly;
     const opts = {
       balancer,
       backend: pick.backend,
       first: pick,
-      head: reader.tail(),
+      // Adopted, the head is sent on (copied by the pump) before this call returns; anything else keeps it.
+      head: this.#h !== null && !native ? Buffer.from(reader.tail()) : reader.tail(),
       proxyOut: () => this.#proxyOut(),
       health: shared.health,
       events: shared.events,
@@ -383,9 +391,6 @@ export class Connection {
     const done = (reason: EndReason, detail: string | null): void => this.#finish(reason, detail);
     reader.release();
     this.#reader = null;
-    // Native when it can carry the connection: accepted in C (adopt its handle), or a net.Socket whose fd it
-    // takes a dup of; the Postgres SSLRequest exchange and hostname endpoints need the JavaScript path.
-    const native = !reader.pgSsl && balancer.ipEndpointsOnly;
     let pt: Passthrough | NativePassthrough | null = null;
     if (this.#h !== null) {
       if (native) pt = NativePassthrough.adopt(nativePump!, this.#h, opts, done);
@@ -427,6 +432,8 @@ export class Connection {
       return;
     }
     const reader = this.#reader!;
+    // The taker keeps the head: a copy when it is a view of the pump's read buffer.
+    const head = this.#h !== null ? Buffer.from(reader.tail()) : reader.tail();
     if (this.#h !== null) this.#toSocket();
     this.#handedOff = true;
     const outcome: HandOffOutcome = {
@@ -443,7 +450,7 @@ export class Connection {
     handOff({
       connId: this.connId,
       socket: this.#socket!,
-      head: reader.tail(),
+      head,
       pgSsl: reader.pgSsl,
       hello: reader.hello,
       listener,

@@ -155,16 +155,19 @@ export class NativePassthrough {
     const policy = this.backend.policy;
     const pp = policy.proxyProtocol;
     const proxy = this.#proxy;
-    const head =
-      pp === null || proxy === null
-        ? this.#head
-        : Buffer.concat([pp === 'v2' ? encodeProxyV2(proxy) : encodeProxyV1(proxy), this.#head]);
+    const prefix =
+      pp === null || proxy === null ? EMPTY : pp === 'v2' ? encodeProxyV2(proxy) : encodeProxyV1(proxy);
+    // The pump copies the head on the first attempt and keeps it for retries: the buffer may be a view of
+    // its read buffer, valid only now.
+    const head = this.#head;
+    this.#head = EMPTY;
     const r = this.#pump.connect(
       this.#h,
       ep.endpoint.address,
       ep.endpoint.port,
       policy.connectTimeoutMs,
       policy.idleTimeoutMs,
+      prefix,
       head,
     );
     // A failure at once (EMFILE, a refused loopback connect) is reported like a later one, never re-entrantly.

@@ -34,9 +34,18 @@ export interface NativePump {
   open(fdClient: number, cb: PumpCallback): PumpHandle | number;
   /**
    * One backend attempt on an opened handle: 0, the result follows as PUMP_CONNECTED or
-   * PUMP_CONNECT_FAILED; or a negative errno at once. `head` is sent before anything else once connected.
+   * PUMP_CONNECT_FAILED; or a negative errno at once. Once connected `prefix` (a PROXY header) and then
+   * `head` are sent before anything else. `head` is copied and kept: later attempts pass an empty one.
    */
-  connect(h: PumpHandle, ip: string, port: number, timeoutMs: number, idleMs: number, head: Buffer): number;
+  connect(
+    h: PumpHandle,
+    ip: string,
+    port: number,
+    timeoutMs: number,
+    idleMs: number,
+    prefix: Buffer,
+    head: Buffer,
+  ): number;
   /** Closes an owned-fd pump's sockets now (reset: RST instead of FIN); no callback follows. */
   close(h: PumpHandle, reset: boolean): void;
   bytes(h: PumpHandle, side: 0 | 1): number;
@@ -75,7 +84,7 @@ export const PUMP_CONNECTED = 4;
 export const PUMP_CONNECT_FAILED = 5;
 /** Owned fds: no byte moved for the idle timeout; stopped and closed. */
 export const PUMP_IDLE = 6;
-/** Accepted, reading before connect: `data` holds the bytes read. */
+/** Accepted, reading before connect: `data` holds the bytes read, a view valid only during the call. */
 export const PUMP_DATA = 7;
 /** Listener: accept(2) failed with `err` (EMFILE pauses accepting for 100 ms). */
 export const PUMP_ACCEPT_ERROR = 8;

@@ -101,6 +101,15 @@ export class PreambleReader {
     return this.#reader !== null ? this.#reader.bytes() : this.#pending;
   }
 
+  /**
+   * Copies every byte kept so far: the chunks pushed may be views of a buffer their owner reuses after
+   * push() returns (the native pump's read buffer); call it when push() says 'need-more'.
+   */
+  own(): void {
+    if (this.#pending.length > 0) this.#pending = Buffer.from(this.#pending);
+    this.#reader?.own();
+  }
+
   /** Drops the bytes kept for replay once they were taken (tail/head): an idle connection holds no copy. */
   release(): void {
     this.#pending = EMPTY;
