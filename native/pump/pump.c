@@ -225,6 +225,21 @@ static void stop(pump *p, int reset) {
 }
 
 /*
+ * Calls a JS function from a libuv callback (MakeCallback then runs ticks and microtasks). A throw is an
+ * uncaught exception, as from any other event; `stop_first` (if set) is stopped before it is raised.
+ * Returns 0, or -1 when the callback threw.
+ */
+static int call_js(napi_env env, napi_value cb, napi_value recv, size_t argc, napi_value *argv, napi_value *result,
+                   pump *stop_first) {
+  if (cb == NULL || napi_make_callback(env, NULL, recv, cb, argc, argv, result) != napi_pending_exception) return 0;
+  napi_value ex;
+  napi_get_and_clear_last_exception(env, &ex);
+  if (stop_first != NULL) stop(stop_first, -1);
+  napi_fatal_exception(env, ex);
+  return -1;
+}
+
+/*
  * Calls cb(kind, side, err[, data]) (accepted: the listener's onEvent with the owner as `this`).
  * `final`: stop first (with `reset`), the callback is the last one.
  */
@@ -233,7 +248,8 @@ static void emit_data(pump *p, int kind, int sidei, int err, int final, int rese
   napi_handle_scope scope;
   napi_value cb = NULL, recv = NULL, argv[4], result;
   napi_ref cbref = p->lst != NULL ? p->lst->on_event : p->cb;
-  if (cbref == NULL || (p->lst == NULL && p->cb == NULL) || (p->lst != NULL && p->owner == NULL)) {
+  /* Stopped (cb released), or accepted and not owned yet: nobody to tell. */
+  if (cbref == NULL || (p->lst != NULL && p->owner == NULL)) {
     if (final) stop(p, reset);
     return;
   }
@@ -254,11 +270,7 @@ static void emit_data(pump *p, int kind, int sidei, int err, int final, int rese
     napi_create_external_buffer(env, len, (void *)data, NULL, NULL, &argv[3]);
     argc = 4;
   }
-  if (cb != NULL && napi_make_callback(env, NULL, recv, cb, argc, argv, &result) == napi_pending_exception) {
-    napi_value ex;
-    napi_get_and_clear_last_exception(env, &ex);
-    napi_fatal_exception(env, ex);
-  }
+  call_js(env, cb, recv, argc, argv, &result, NULL);
   napi_close_handle_scope(env, scope);
 }
 
@@ -608,6 +620,16 @@ static pump *get(napi_env env, napi_callback_info info, napi_value *argv, size_t
   return (pump *)data;
 }
 
+/* A non-blocking TCP socket for an IP literal and its address; -errno (UV_EINVAL: not an IP literal). */
+static int ip_socket(const char *ip, int port, struct sockaddr_storage *sa, socklen_t *salen) {
+  memset(sa, 0, sizeof *sa);
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)sa) == 0) *salen = sizeof(struct sockaddr_in);
+  else if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)sa) == 0) *salen = sizeof(struct sockaddr_in6);
+  else return UV_EINVAL;
+  int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
 static int ensure_timer(pump *p) {
   if (p->timer != NULL) return 0;
   p->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
@@ -656,12 +678,8 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage sa;
   socklen_t salen;
-  memset(&sa, 0, sizeof sa);
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa) == 0) salen = sizeof(struct sockaddr_in);
-  else if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa) == 0) salen = sizeof(struct sockaddr_in6);
-  else return int_value(env, UV_EINVAL);
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
+  int fd = ip_socket(ip, port, &sa, &salen);
+  if (fd < 0) return int_value(env, fd);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (connect(fd, (struct sockaddr *)&sa, salen) < 0 && errno != EINPROGRESS) {
@@ -748,11 +766,7 @@ static void listener_error(listener *l, int err) {
   napi_create_int32(env, K_ACCEPT_ERROR, &argv[0]);
   napi_create_int32(env, 0, &argv[1]);
   napi_create_int32(env, err, &argv[2]);
-  if (cb != NULL && napi_make_callback(env, NULL, recv, cb, 3, argv, &result) == napi_pending_exception) {
-    napi_value ex;
-    napi_get_and_clear_last_exception(env, &ex);
-    napi_fatal_exception(env, ex);
-  }
+  call_js(env, cb, recv, 3, argv, &result, NULL);
   napi_close_handle_scope(env, scope);
 }
 
@@ -816,13 +830,7 @@ static void accepted(listener *l, int fd, const struct sockaddr_storage *ss) {
   napi_create_int32(env, port, &argv[2]);
   napi_get_reference_value(env, l->on_accept, &cb);
   napi_get_global(env, &recv);
-  napi_status st = napi_make_callback(env, NULL, recv, cb, 3, argv, &result);
-  if (st == napi_pending_exception) {
-    napi_value ex;
-    napi_get_and_clear_last_exception(env, &ex);
-    stop(p, -1);
-    napi_fatal_exception(env, ex);
-  } else if (p->state != S_STOPPED) {
+  if (call_js(env, cb, recv, 3, argv, &result, p) == 0 && p->state != S_STOPPED) {
     napi_valuetype t = napi_undefined;
     if (result != NULL) napi_typeof(env, result, &t);
     if (t == napi_object) napi_create_reference(env, result, 1, &p->owner);
@@ -878,12 +886,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "no event loop");
   struct sockaddr_storage sa;
   socklen_t salen;
-  memset(&sa, 0, sizeof sa);
-  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa) == 0) salen = sizeof(struct sockaddr_in);
-  else if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa) == 0) salen = sizeof(struct sockaddr_in6);
-  else return int_value(env, UV_EINVAL);
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
+  int fd = ip_socket(ip, port, &sa, &salen);
+  if (fd < 0) return int_value(env, fd);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (sa.ss_family == AF_INET6) {
