@@ -1,7 +1,8 @@
 /**
- * Connects to a backend (retrying other endpoints), replays the buffered bytes, then pumps both ways with
- * half-close: through the native pump (native/pump, see native-pump.ts) when it is built and the sockets
- * are plain TCP with nothing buffered in Node, otherwise through a JavaScript pump with the same semantics.
+ * The net.Socket passthrough, for what NativePassthrough cannot carry (the Postgres SSLRequest exchange,
+ * hostname endpoints, re-encryption, no addon): connects to a backend (retrying other endpoints), replays the
+ * buffered bytes, then pumps both ways with half-close, handing both fds to the native pump (borrowed) when
+ * it is built and nothing is buffered in Node, otherwise through a JavaScript pump with the same semantics.
  */
 import net from 'node:net';
 import tls from 'node:tls';
