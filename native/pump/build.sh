@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds native/pump/build/pump.node, the optional splice-free byte pump for established passthrough
-# connections (Node-API + libuv uv_poll). Never fails the install: without a compiler or headers the
+# connections (Node-API + libuv, its own epoll set). Never fails the install: without a compiler or headers the
 # data plane uses its JavaScript pump (src/dataplane/native-pump.ts picks automatically).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

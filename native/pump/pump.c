@@ -1,6 +1,11 @@
 /*
- * snigate byte pump: moves bytes between two connected, non-blocking TCP sockets on the libuv loop
- * (uv_poll on both fds), so an established passthrough connection costs no JavaScript per chunk.
+ * snigate byte pump: moves bytes between two connected, non-blocking TCP sockets on the libuv loop, so an
+ * established passthrough connection costs no JavaScript per chunk.
+ *
+ * Connection fds live in the pump's own epoll set, which libuv polls as one fd (nested epoll). libuv's
+ * uv_poll re-registers an fd on every start (EPOLL_CTL_DEL + ADD, the ADD failing with EEXIST first), which
+ * cost ~13 epoll_ctl calls per proxied connection; here an fd is added once, interest is widened at once
+ * and narrowed lazily (only when an unwanted event shows up), as HAProxy does: 3 per connection.
  *
  * Node-API (ABI-stable) plus libuv's stable 1.x uv_poll/uv_timer interfaces. One shared 64 KiB read buffer for
  * all connections (everything runs on the loop thread): a read is written to the other socket at once, and
@@ -26,18 +31,22 @@
  *   listenPort(l) / unlisten(l)    the bound port; stop accepting and close the socket
  *   onAccept(h, ip, port)          per accepted connection (an owned-fd handle, not reading yet); returns the
  *                                  object events of `h` are delivered to: onEvent.call(owner, kind, side, err, data)
- *   readStart(h, timeoutMs)        before connect: deliver client bytes as kind 7 (data = a Buffer copy);
- *                                  kind 9 once if reading is not stopped within timeoutMs (0: no limit)
+ *   readStart(h, timeoutMs)        before connect: reads the client now and returns what it got (a view of
+ *                                  the shared read buffer, valid until control returns to the loop), 0 when
+ *                                  nothing is there yet, UV_EOF, or -errno; later bytes come as kind 7 (data,
+ *                                  a view valid only during the call); kind 9 once if reading is not stopped
+ *                                  within timeoutMs (0: no limit)
  *   readStop(h)
  *   write(h, buf)                  before connect: bytes written at once, or -errno (-EAGAIN if not all fit)
  *   release(h)                     gives the client fd to Node (new net.Socket({ fd })): no more events
  *   localAddress(h)                { address, port } of the client socket's local end
  * Both:
  *   bytes(handle, side)            bytes read from side (0 client, 1 backend) and written to the other
- *   cb(kind, side, err)            1: EOF read on side (the other side is shut down for writing once
- *                                  flushed); 2: error on side (err = -errno), stopped (owned: the other side
- *                                  was reset, both closed); 3: both directions finished, stopped (owned:
- *                                  closed); 4: connected (owned); 5: connect attempt failed, err = -errno
+ *   cb(kind, side, err)            1: EOF read on side (borrowed fds only; the other side is shut down for
+ *                                  writing once flushed); 2: error on side (err = -errno), stopped (owned: the
+ *                                  other side was reset, both closed); 3: both directions finished, stopped
+ *                                  (owned: closed; side = the side that ended first); 4: connected (owned);
+ *                                  5: connect attempt failed, err = -errno
  *                                  (owned; the client fd stays open for another attempt); 6: idle timeout,
  *                                  stopped and closed (owned); 7: client data before connect (accepted;
  *                                  `data` is a view valid only during the call);
@@ -53,6 +62,7 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -77,17 +87,15 @@ static char g_buf[BUFSZ];
 
 struct pump;
 
-/* A poll handle outlives its side's fd (uv_close is asynchronous), so it is allocated on its own. */
-typedef struct pollh {
-  uv_poll_t h;
-  struct pump *p;
-  int side;
-} pollh;
-
 typedef struct side {
-  pollh *poll;
+  struct pump *p;
+  int idx;
   int fd;
-  int events;
+  int solo;     /* the fd was made here (accept4/socket), never dup'ed: close(2) drops it from the epoll set */
+  unsigned gen; /* bumped for every fd placed in this side: a stale event for an earlier fd is ignored */
+  int reg;      /* epoll events registered, -1: not in the set */
+  int want;     /* epoll events wanted now; reg may hold more until an unwanted event shows up */
+  int narrow;   /* reported an unwanted event in this batch: narrowed at the batch's end */
   int rd_eof;
   int wr_shut;
   char *pend;
@@ -123,11 +131,12 @@ typedef struct pump {
   uint64_t last; /* loop time of the last byte moved */
   int owned;
   int state;
-  int refs; /* 1 for the JS object, 1 per uv handle not yet closed */
+  int first_eof; /* owned: the side whose EOF came first (-1: none yet), reported with K_DONE */
+  int refs;      /* 1 for the JS object, 1 per uv handle not yet closed, 1 per event batch holding it */
 } pump;
 
-static void on_poll(uv_poll_t *h, int status, int events);
-static void on_connect_poll(uv_poll_t *h, int status, int events);
+static void on_side_event(side *s, uint32_t ev);
+static void side_narrow(side *s);
 
 static void listener_unref(listener *l) {
   if (--l->refs > 0) return;
@@ -144,49 +153,154 @@ static void unref(pump *p) {
   free(p);
 }
 
-static void on_poll_closed(uv_handle_t *h) {
-  pollh *ph = (pollh *)h->data;
-  pump *p = ph->p;
-  free(ph);
-  unref(p);
-}
-
 static void on_timer_closed(uv_handle_t *h) {
   pump *p = (pump *)h->data;
   free(h);
   unref(p);
 }
 
-static int poll_open(pump *p, int i) {
-  pollh *ph = (pollh *)calloc(1, sizeof(pollh));
-  if (ph == NULL) return UV_ENOMEM;
-  int r = uv_poll_init_socket(p->loop, &ph->h, p->s[i].fd);
+/* ---- The pump's epoll set (one per process: the main thread's loop) ---- */
+
+static struct {
+  uv_loop_t *loop;
+  int epfd;
+  uv_poll_t poll;
+  long watched; /* fds in the set: the loop is kept alive while there are any, as uv_poll handles did */
+} R; /* R.loop is NULL until the set is made */
+
+#define TAG_PTR_BITS 48
+
+static uint64_t side_tag(const side *s) {
+  return (uint64_t)(uintptr_t)s | ((uint64_t)(s->gen & 0xffff) << TAG_PTR_BITS);
+}
+
+static side *tag_side(uint64_t tag) { return (side *)(uintptr_t)(tag & ((1ULL << TAG_PTR_BITS) - 1)); }
+
+static void reactor_watched(long delta) {
+  long before = R.watched;
+  R.watched += delta;
+  if (before == 0 && R.watched > 0) uv_ref((uv_handle_t *)&R.poll);
+  else if (before > 0 && R.watched == 0) uv_unref((uv_handle_t *)&R.poll);
+}
+
+/*
+ * Dispatches one batch of ready fds. Every pump of the batch is held first: a callback may stop and release
+ * another pump of the same batch, whose memory must outlive the batch.
+ */
+static void on_reactor(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) return;
+  struct epoll_event evs[128];
+  int n;
+  do n = epoll_wait(R.epfd, evs, 128, 0);
+  while (n < 0 && errno == EINTR);
+  for (int k = 0; k < n; k++) tag_side(evs[k].data.u64)->p->refs++;
+  for (int k = 0; k < n; k++) {
+    side *s = tag_side(evs[k].data.u64);
+    if ((unsigned)(evs[k].data.u64 >> TAG_PTR_BITS) != (s->gen & 0xffff) || s->fd < 0 || s->reg < 0) continue;
+    on_side_event(s, evs[k].events);
+  }
+  /* Narrowed last: a connection that ended in this batch has closed its fds, and needs no epoll_ctl. */
+  for (int k = 0; k < n; k++) {
+    side *s = tag_side(evs[k].data.u64);
+    if (!s->narrow) continue;
+    s->narrow = 0;
+    if (s->p->state != S_STOPPED) side_narrow(s);
+  }
+  for (int k = 0; k < n; k++) unref(tag_side(evs[k].data.u64)->p);
+}
+
+static void reactor_cleanup(void *arg) {
+  (void)arg;
+  if (R.loop == NULL) return;
+  uv_close((uv_handle_t *)&R.poll, NULL);
+  close(R.epfd);
+  R.epfd = -1;
+  R.loop = NULL;
+}
+
+/* The set is made on first use, on the loop of the first caller; another loop (a worker thread) gets ENOTSUP. */
+static int reactor_init(napi_env env, uv_loop_t *loop) {
+  if (R.loop == loop) return 0;
+  if (R.loop != NULL) return UV_ENOTSUP;
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return -errno;
+  int r = uv_poll_init(loop, &R.poll, fd);
+  if (r == 0) r = uv_poll_start(&R.poll, UV_READABLE, on_reactor);
   if (r != 0) {
-    free(ph);
+    close(fd);
     return r;
   }
-  ph->h.data = ph;
-  ph->p = p;
-  ph->side = i;
-  p->s[i].poll = ph;
-  p->s[i].events = 0;
-  p->refs++;
+  uv_unref((uv_handle_t *)&R.poll);
+  R.loop = loop;
+  R.epfd = fd;
+  R.watched = 0;
+  napi_add_env_cleanup_hook(env, reactor_cleanup, NULL);
   return 0;
 }
 
-/* Closing the poll handle first matters: libuv drops the fd from epoll before we close(2) it. */
-static void poll_close(pump *p, int i) {
+/* Places a fresh fd in side i (not watched yet). */
+static void side_set_fd(pump *p, int i, int fd, int solo) {
   side *s = &p->s[i];
-  if (s->poll == NULL) return;
-  uv_close((uv_handle_t *)&s->poll->h, on_poll_closed);
-  s->poll = NULL;
-  s->events = 0;
+  s->p = p;
+  s->idx = i;
+  s->fd = fd;
+  s->solo = solo;
+  s->gen++;
+  s->reg = -1;
+  s->want = 0;
+}
+
+/* Wants `want` (EPOLLIN/EPOLLOUT) on side s: widening registers at once, narrowing waits for an unwanted event. */
+static int side_watch(side *s, int want) {
+  s->want = want;
+  if (s->fd < 0) return 0;
+  if (s->reg < 0 ? want == 0 : (want & ~s->reg) == 0) return 0;
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = (uint32_t)want;
+  ev.data.u64 = side_tag(s);
+  if (epoll_ctl(R.epfd, s->reg < 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s->fd, &ev) < 0) return -errno;
+  if (s->reg < 0) reactor_watched(1);
+  s->reg = want;
+  return 0;
+}
+
+/* An event arrived that side s no longer wants: narrow to what it wants (out of the set when nothing, as a
+ * level-triggered hang-up would otherwise repeat on every loop turn). */
+static void side_narrow(side *s) {
+  if (s->fd < 0 || s->reg < 0 || s->reg == s->want) return;
+  if (s->want == 0) {
+    struct epoll_event ev;
+    epoll_ctl(R.epfd, EPOLL_CTL_DEL, s->fd, &ev);
+    s->reg = -1;
+    reactor_watched(-1);
+    return;
+  }
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = (uint32_t)s->want;
+  ev.data.u64 = side_tag(s);
+  if (epoll_ctl(R.epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0) s->reg = s->want;
+}
+
+/* Out of the set before the fd is closed or handed on (an fd shared with others stays open: DEL it). */
+static void side_unwatch(side *s, int closing) {
+  if (s->reg < 0) return;
+  if (!(closing && s->solo)) {
+    struct epoll_event ev;
+    epoll_ctl(R.epfd, EPOLL_CTL_DEL, s->fd, &ev);
+  }
+  s->reg = -1;
+  s->want = 0;
+  reactor_watched(-1);
 }
 
 static void fd_close(pump *p, int i, int reset) {
   side *s = &p->s[i];
-  poll_close(p, i);
   if (s->fd < 0) return;
+  side_unwatch(s, 1);
   if (reset) {
     struct linger l = {1, 0};
     setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -208,7 +322,7 @@ static void stop(pump *p, int reset) {
   p->reading = 0;
   for (int i = 0; i < 2; i++) {
     if (p->owned) fd_close(p, i, reset == i || reset == 2);
-    else poll_close(p, i);
+    else side_unwatch(&p->s[i], 0);
   }
   if (p->owner != NULL) {
     napi_delete_reference(p->env, p->owner);
@@ -258,6 +372,7 @@ static void emit_data(pump *p, int kind, int sidei, int err, int final, int rese
   if (p->owner != NULL) napi_get_reference_value(env, p->owner, &recv);
   if (recv == NULL) napi_get_global(env, &recv);
   if (final) stop(p, reset);
+  if (kind == K_DONE && p->first_eof >= 0) sidei = p->first_eof;
   napi_create_int32(env, kind, &argv[0]);
   napi_create_int32(env, sidei, &argv[1]);
   napi_create_int32(env, err, &argv[2]);
@@ -281,19 +396,22 @@ static void emit(pump *p, int kind, int sidei, int err, int final, int reset) {
 /* An error on side i: in owned mode the other side is reset, as the JS pump does. */
 static void fail(pump *p, int i, int err) { emit(p, K_ERROR, i, err, 1, p->owned ? 1 - i : -1); }
 
-static void update(pump *p) {
-  if (p->state != S_PUMPING) return;
+/* Returns 0, or -1 when registering failed (reported as an error on that side: stopped). */
+static int update(pump *p) {
+  if (p->state != S_PUMPING) return 0;
   for (int i = 0; i < 2; i++) {
     side *s = &p->s[i];
     side *o = &p->s[1 - i];
     int want = 0;
-    if (!s->rd_eof && o->pend_len == 0) want |= UV_READABLE;
-    if (s->pend_len > 0) want |= UV_WRITABLE;
-    if (want == s->events || s->poll == NULL) continue;
-    s->events = want;
-    if (want == 0) uv_poll_stop(&s->poll->h);
-    else uv_poll_start(&s->poll->h, want, on_poll);
+    if (!s->rd_eof && o->pend_len == 0) want |= EPOLLIN;
+    if (s->pend_len > 0) want |= EPOLLOUT;
+    int r = side_watch(s, want);
+    if (r < 0) {
+      fail(p, i, r);
+      return -1;
+    }
   }
+  return 0;
 }
 
 /* Writes buf to side d; returns bytes written, or -errno on a hard error. */
@@ -339,7 +457,9 @@ static int do_read(pump *p, int i) {
     if (n == 0) {
       s->rd_eof = 1;
       shut(p, i);
-      emit(p, K_EOF, i, 0, 0, -1);
+      /* Owned: JS only needs to know which side ended first, and learns it with K_DONE (one call less). */
+      if (!p->owned) emit(p, K_EOF, i, 0, 0, -1);
+      else if (p->first_eof < 0) p->first_eof = i;
       if (p->state == S_STOPPED) return -1;
       if (both_done(p)) {
         emit(p, K_DONE, 0, 0, 1, -1);
@@ -402,57 +522,40 @@ static int sock_error(int fd, int status) {
   return soerr != 0 ? -soerr : status;
 }
 
-/* Accepted, before connect: one read delivered to JS (a ClientHello usually fits in one). */
-static void read_open(pump *p, int status) {
-  side *s = &p->s[0];
-  if (status < 0) {
-    emit(p, K_ERROR, 0, sock_error(s->fd, status), 1, -1);
-    return;
-  }
+/* Reads the client before connect into the shared buffer: bytes read, 0 at EOF, or -errno (-EAGAIN: none yet). */
+static ssize_t read_client(pump *p) {
   for (;;) {
-    ssize_t n = read(s->fd, g_buf, BUFSZ);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      emit(p, K_ERROR, 0, -errno, 1, -1);
-      return;
+    ssize_t n = read(p->s[0].fd, g_buf, BUFSZ);
+    if (n >= 0) {
+      p->bytes[0] += (double)n;
+      return n;
     }
-    if (n == 0) {
-      /* EOF before routing: JS closes. Stop polling so a level-triggered EOF does not repeat. */
-      p->reading = 0;
-      uv_poll_stop(&s->poll->h);
-      s->events = 0;
-      emit(p, K_EOF, 0, 0, 0, -1);
-      return;
-    }
-    p->bytes[0] += (double)n;
-    emit_data(p, K_DATA, 0, 0, 0, -1, g_buf, (size_t)n);
-    return;
+    if (errno != EINTR) return -errno;
   }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  pollh *ph = (pollh *)h->data;
-  pump *p = ph->p;
-  int i = ph->side;
-  side *s = &p->s[i];
-  if (p->state == S_OPEN && i == 0 && p->reading) {
-    p->refs++;
-    read_open(p, status);
-    unref(p);
+/* Accepted, before connect: one read delivered to JS (a ClientHello usually fits in one). */
+static void read_open(pump *p, uint32_t ev) {
+  side *s = &p->s[0];
+  if (ev & EPOLLERR) {
+    emit(p, K_ERROR, 0, sock_error(s->fd, UV_EBADF), 1, -1);
     return;
   }
-  if (p->state != S_PUMPING) return;
-  p->refs++; /* the JS callback may drop the last JS reference */
-  if (status < 0) {
-    fail(p, i, sock_error(s->fd, status));
-  } else {
-    if ((events & UV_WRITABLE) && do_write(p, i) < 0) goto out;
-    if ((events & UV_READABLE) && !s->rd_eof && p->s[1 - i].pend_len == 0 && do_read(p, i) < 0) goto out;
-    update(p);
+  ssize_t n = read_client(p);
+  if (n == -EAGAIN || n == -EWOULDBLOCK) return;
+  if (n < 0) {
+    emit(p, K_ERROR, 0, (int)n, 1, -1);
+    return;
   }
-out:
-  unref(p);
+  if (n == 0) {
+    /* EOF before routing: JS closes. Stop reading so a level-triggered EOF does not repeat. */
+    p->reading = 0;
+    s->want = 0;
+    side_narrow(s);
+    emit(p, K_EOF, 0, 0, 0, -1);
+    return;
+  }
+  emit_data(p, K_DATA, 0, 0, 0, -1, g_buf, (size_t)n);
 }
 
 /* Owned mode: one backend attempt failed; its fd is closed, the client stays for another attempt. */
@@ -479,16 +582,12 @@ static void on_timer(uv_timer_t *t) {
   unref(p);
 }
 
-static void on_connect_poll(uv_poll_t *h, int status, int events) {
-  (void)events;
-  pollh *ph = (pollh *)h->data;
-  pump *p = ph->p;
-  if (p->state != S_CONNECTING) return;
-  int err = sock_error(p->s[1].fd, status);
-  p->refs++;
+/* The backend socket became writable or failed while connecting. */
+static void connect_done(pump *p) {
+  int err = sock_error(p->s[1].fd, 0);
   if (err != 0) {
     connect_failed(p, err);
-    goto out;
+    return;
   }
   p->state = S_PUMPING;
   p->last = uv_now(p->loop);
@@ -500,18 +599,39 @@ static void on_connect_poll(uv_poll_t *h, int status, int events) {
       p->timer = NULL;
     }
   }
-  /* Force update() to re-arm this handle with on_poll. */
-  uv_poll_stop(h);
-  p->s[1].events = 0;
   free(p->head);
   p->head = NULL;
   p->head_len = 0;
   emit(p, K_CONNECTED, 1, 0, 0, -1);
-  if (p->state != S_PUMPING) goto out;
-  if (do_write(p, 1) < 0) goto out;
+  if (p->state != S_PUMPING) return;
+  if (do_write(p, 1) < 0) return;
   update(p);
-out:
-  unref(p);
+}
+
+static void pumping_event(pump *p, int i, uint32_t ev) {
+  side *s = &p->s[i];
+  if (ev & EPOLLERR) {
+    fail(p, i, sock_error(s->fd, UV_EBADF));
+    return;
+  }
+  if ((ev & EPOLLOUT) && (s->want & EPOLLOUT) && do_write(p, i) < 0) return;
+  if ((ev & (EPOLLIN | EPOLLHUP)) && (s->want & EPOLLIN) && !s->rd_eof && p->s[1 - i].pend_len == 0 &&
+      do_read(p, i) < 0)
+    return;
+  update(p);
+}
+
+static void on_side_event(side *s, uint32_t ev) {
+  pump *p = s->p;
+  int i = s->idx;
+  unsigned gen = s->gen;
+  if (p->state == S_OPEN && i == 0 && p->reading) read_open(p, ev);
+  else if (p->state == S_CONNECTING && i == 1) connect_done(p);
+  else if (p->state == S_PUMPING) pumping_event(p, i, ev);
+  /* Still the same fd, and it reported something it does not want (level-triggered: it would repeat). */
+  if (s->gen == gen && s->fd >= 0 &&
+      ((ev & (EPOLLIN | EPOLLOUT) & ~(uint32_t)s->want) || (s->want == 0 && (ev & (EPOLLHUP | EPOLLERR)))))
+    s->narrow = 1;
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -533,17 +653,32 @@ static napi_value int_value(napi_env env, int v) {
   return out;
 }
 
-static pump *new_pump(napi_env env, napi_value cb, int owned) {
+/* A pump with no fds yet; NULL when out of memory or the epoll set cannot be made (*err says why). */
+static pump *alloc_pump(napi_env env, int owned, int *err) {
   uv_loop_t *loop;
+  *err = UV_ENOMEM;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  if ((*err = reactor_init(env, loop)) != 0) return NULL;
+  *err = UV_ENOMEM;
   pump *p = (pump *)calloc(1, sizeof(pump));
   if (p == NULL) return NULL;
   p->env = env;
   p->loop = loop;
   p->refs = 1;
   p->owned = owned;
-  p->s[0].fd = p->s[1].fd = -1;
-  napi_create_reference(env, cb, 1, &p->cb);
+  p->first_eof = -1;
+  for (int i = 0; i < 2; i++) {
+    p->s[i].p = p;
+    p->s[i].idx = i;
+    p->s[i].fd = -1;
+    p->s[i].reg = -1;
+  }
+  return p;
+}
+
+static pump *new_pump(napi_env env, napi_value cb, int owned, int *err) {
+  pump *p = alloc_pump(env, owned, err);
+  if (p != NULL) napi_create_reference(env, cb, 1, &p->cb);
   return p;
 }
 
@@ -567,20 +702,20 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, argv[0], &fd0) != napi_ok || napi_get_value_int32(env, argv[1], &fd1) != napi_ok)
     return throw_type(env, "fds must be numbers");
   if (!is_function(env, argv[2])) return throw_type(env, "cb must be a function");
-  pump *p = new_pump(env, argv[2], 0);
-  if (p == NULL) return throw_type(env, "out of memory");
-  p->s[0].fd = fd0;
-  p->s[1].fd = fd1;
+  int err;
+  pump *p = new_pump(env, argv[2], 0, &err);
+  if (p == NULL) return int_value(env, err);
+  side_set_fd(p, 0, fd0, 0);
+  side_set_fd(p, 1, fd1, 0);
+  p->state = S_PUMPING;
   for (int i = 0; i < 2; i++) {
-    int r = poll_open(p, i);
+    int r = side_watch(&p->s[i], EPOLLIN);
     if (r != 0) {
       stop(p, -1);
       unref(p);
       return int_value(env, r);
     }
   }
-  p->state = S_PUMPING;
-  update(p);
   return wrap(env, p);
 }
 
@@ -594,18 +729,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (!is_function(env, argv[1])) return throw_type(env, "cb must be a function");
   int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dupfd < 0) return int_value(env, -errno);
-  pump *p = new_pump(env, argv[1], 1);
+  int err;
+  pump *p = new_pump(env, argv[1], 1, &err);
   if (p == NULL) {
     close(dupfd);
-    return throw_type(env, "out of memory");
+    return int_value(env, err);
   }
-  p->s[0].fd = dupfd;
-  int r = poll_open(p, 0);
-  if (r != 0) {
-    stop(p, -1);
-    unref(p);
-    return int_value(env, r);
-  }
+  /* Not solo: Node's fd shares the socket until the caller destroys it. */
+  side_set_fd(p, 0, dupfd, 0);
   p->state = S_OPEN;
   return wrap(env, p);
 }
@@ -654,12 +785,9 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   if (argc < 7) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix, head)");
   if (!p->owned || p->state != S_OPEN) return int_value(env, UV_EINVAL);
   if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
-  /* The client is read by the pump from now on. */
+  /* The client is read by the pump from now on (its interest is narrowed lazily: usually nothing comes). */
   p->reading = 0;
-  if (p->s[0].poll != NULL && p->s[0].events != 0) {
-    uv_poll_stop(&p->s[0].poll->h);
-    p->s[0].events = 0;
-  }
+  p->s[0].want = 0;
   if (napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, &iplen) != napi_ok ||
       napi_get_value_int32(env, argv[2], &port) != napi_ok ||
       napi_get_value_double(env, argv[3], &timeout_ms) != napi_ok ||
@@ -688,9 +816,9 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
     return int_value(env, err);
   }
   side *b = &p->s[1];
-  b->fd = fd;
+  side_set_fd(p, 1, fd, 1);
   b->rd_eof = b->wr_shut = 0;
-  int r = poll_open(p, 1);
+  int r = 0;
   size_t first = prefix_len + p->head_len;
   if (r == 0 && first > 0) {
     b->pend = (char *)malloc(first);
@@ -702,7 +830,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
       b->pend_off = 0;
     }
   }
-  if (r == 0) r = uv_poll_start(&b->poll->h, UV_WRITABLE, on_connect_poll);
+  if (r == 0) r = side_watch(b, EPOLLOUT);
   if (r != 0) {
     fd_close(p, 1, 0);
     drop_pend(b);
@@ -787,36 +915,19 @@ static void addr_name(const struct sockaddr_storage *ss, char *ip, size_t iplen,
 /* Hands one accepted fd to JS; the owner object it returns receives the connection's events. */
 static void accepted(listener *l, int fd, const struct sockaddr_storage *ss) {
   napi_env env = l->env;
-  uv_loop_t *loop;
   char ip[INET6_ADDRSTRLEN + 8];
   int port;
-  int one = 1;
+  int one = 1, err;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-    close(fd);
-    return;
-  }
-  pump *p = (pump *)calloc(1, sizeof(pump));
+  pump *p = alloc_pump(env, 1, &err);
   if (p == NULL) {
     close(fd);
     return;
   }
-  p->env = env;
-  p->loop = loop;
-  p->refs = 1;
-  p->owned = 1;
   p->lst = l;
   l->refs++;
-  p->s[0].fd = fd;
-  p->s[1].fd = -1;
+  side_set_fd(p, 0, fd, 1);
   p->state = S_OPEN;
-  if (poll_open(p, 0) != 0) {
-    close(fd);
-    p->s[0].fd = -1;
-    p->state = S_STOPPED;
-    unref(p);
-    return;
-  }
   addr_name(ss, ip, sizeof ip, &port);
   napi_handle_scope scope;
   napi_value cb, recv, argv[3], result = NULL;
@@ -967,14 +1078,28 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   pump *p = get(env, info, argv, &argc);
   if (p == NULL) return NULL;
   if (argc > 1) napi_get_value_double(env, argv[1], &timeout_ms);
-  if (p->state != S_OPEN || p->s[0].poll == NULL) return int_value(env, UV_EINVAL);
+  if (p->state != S_OPEN || p->s[0].fd < 0) return int_value(env, UV_EINVAL);
   if (timeout_ms > 0) {
     if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
     uv_timer_start(p->timer, on_timer, (uint64_t)timeout_ms, 0);
   }
   p->reading = 1;
-  p->s[0].events = UV_READABLE;
-  return int_value(env, uv_poll_start(&p->s[0].poll->h, UV_READABLE, on_poll));
+  int r = side_watch(&p->s[0], EPOLLIN);
+  if (r != 0) return int_value(env, r);
+  /*
+   * The ClientHello is usually there already (the client sends it with the handshake's last ACK): read it
+   * now, which spares a loop turn and a call into JS per connection.
+   */
+  ssize_t n = read_client(p);
+  if (n == -EAGAIN || n == -EWOULDBLOCK) return int_value(env, 0);
+  if (n <= 0) {
+    p->reading = 0;
+    p->s[0].want = 0;
+    return int_value(env, n == 0 ? UV_EOF : (int)n);
+  }
+  napi_value view;
+  if (napi_create_external_buffer(env, (size_t)n, g_buf, NULL, NULL, &view) != napi_ok) return NULL;
+  return view;
 }
 
 static napi_value js_read_stop(napi_env env, napi_callback_info info) {
@@ -982,10 +1107,9 @@ static napi_value js_read_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   pump *p = get(env, info, argv, &argc);
   if (p == NULL) return NULL;
-  if (p->state == S_OPEN && p->s[0].poll != NULL) {
+  if (p->state == S_OPEN && p->s[0].fd >= 0) {
     p->reading = 0;
-    uv_poll_stop(&p->s[0].poll->h);
-    p->s[0].events = 0;
+    p->s[0].want = 0; /* narrowed if the client sends more before connect */
     if (p->timer != NULL) uv_timer_stop(p->timer);
   }
   return NULL;
@@ -1014,7 +1138,7 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   if (!p->owned || p->state != S_OPEN || p->s[0].fd < 0 || p->s[1].fd >= 0) return int_value(env, UV_EINVAL);
   int fd = p->s[0].fd;
-  poll_close(p, 0); /* drops the fd from epoll before Node registers it */
+  side_unwatch(&p->s[0], 0); /* out of the pump's epoll set before Node registers it */
   p->s[0].fd = -1;
   stop(p, -1);
   return int_value(env, fd);

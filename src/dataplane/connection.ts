@@ -17,6 +17,7 @@ import {
   PUMP_ERROR,
   PUMP_READ_TIMEOUT,
   type PumpHandle,
+  UV_EOF,
 } from './native-pump.ts';
 import { Passthrough } from './passthrough.ts';
 import { PreambleReader } from './preamble.ts';
@@ -273,9 +274,16 @@ export class Connection {
       this.#helloTimer = setTimeout(() => this.#onHelloTimeout(), bind.client.helloTimeoutMs);
       socket.on('data', this.#handlers!.data);
     } else {
-      // The pump's own timer: no Node timer per connection.
+      // The pump's own timer: no Node timer per connection. The ClientHello is usually there already.
       const r = nativePump!.readStart(this.#h!, bind.client.helloTimeoutMs);
-      if (r < 0) throw new Error(`cannot read the client: ${errName(r)}`);
+      if (typeof r !== 'number') this.#onData(r, true);
+      else if (r === UV_EOF) this.#onEnd();
+      else if (r < 0) {
+        this.#reason ??= 'client-reset';
+        this.#detail ??= errName(r);
+        this.#stopReading();
+        this.#destroy();
+      }
     }
   }
 

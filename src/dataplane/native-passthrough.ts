@@ -17,7 +17,6 @@ import {
   PUMP_CONNECT_FAILED,
   PUMP_CONNECTED,
   PUMP_DONE,
-  PUMP_EOF,
   PUMP_ERROR,
   PUMP_IDLE,
   type PumpHandle,
@@ -190,9 +189,6 @@ export class NativePassthrough {
       case PUMP_CONNECT_FAILED:
         this.#connectFailed(errName(err));
         return;
-      case PUMP_EOF:
-        this.#fin ??= side === 0 ? 'client-closed' : 'backend-closed';
-        return;
       case PUMP_ERROR:
         this.#error ??= side === 0 ? 'client-reset' : 'backend-reset';
         this.#detail ??= errName(err);
@@ -201,6 +197,7 @@ export class NativePassthrough {
         this.#forced ??= 'idle-timeout';
         break;
       case PUMP_DONE:
+        this.#fin ??= side === 0 ? 'client-closed' : 'backend-closed';
         break;
       default:
         return;

@@ -85,3 +85,36 @@ test('native pump: a backend reset mid-stream resets the client', { skip }, asyn
     await be.close();
   }
 });
+
+test('native pump: a client that stops reading pauses the backend side without spinning, then gets every byte', {
+  skip,
+}, async () => {
+  const big = Buffer.alloc(16 << 20, 3);
+  const be = await startRawBackend((s: net.Socket) => {
+    s.once('data', () => s.end(big));
+  });
+  const plane = await startPlane(one(be.port));
+  try {
+    const c = await rawConnect(plane.port);
+    c.pause();
+    c.write(hello);
+    // Kernel buffers on both hops fill up; then the backend side must be out of the epoll interest set (a
+    // level-triggered fd left in it would wake the loop on every turn).
+    await new Promise((r) => setTimeout(r, 700));
+    const t0 = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 1000));
+    const used = process.cpuUsage(t0);
+    const ms = (used.user + used.system) / 1000;
+    assert.ok(ms < 300, `${ms.toFixed(0)} ms of CPU in 1 s with nothing moving`);
+    c.resume();
+    const r = await collect(c, 20_000);
+    assert.equal(r.error, null);
+    assert.equal(r.data.length, big.length);
+    const [rec] = await plane.waitRecords(1);
+    assert.equal(rec!.end, 'backend-closed');
+    assert.equal(rec!.bytesOut, big.length);
+  } finally {
+    await plane.close();
+    await be.close();
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * The optional native byte pump (native/pump, Node-API + libuv uv_poll/uv_timer): a routed passthrough
+ * The optional native byte pump (native/pump, Node-API + libuv, its own epoll set): a routed passthrough
  * connection's client fd is handed to it, it connects to the backend and moves the bytes, and no JavaScript
  * runs per chunk. Loaded once; when the addon is missing (not built, no compiler) or `SNIGATE_PUMP=js`,
  * `nativePump` is null and the JavaScript path (net.Socket pair) is used instead.
@@ -60,10 +60,12 @@ export interface NativePump {
   listenPort(l: ListenHandle): number;
   unlisten(l: ListenHandle): void;
   /**
-   * Accepted, before connect: deliver client bytes as PUMP_DATA events, and PUMP_READ_TIMEOUT once if
-   * reading is not stopped within `timeoutMs` (0: no limit). 0, or a negative errno.
+   * Accepted, before connect: reads the client at once and returns what was there (a view of the pump's read
+   * buffer, valid until control returns to the event loop), 0 when nothing was, UV_EOF, or a negative errno.
+   * Later bytes come as PUMP_DATA events, and PUMP_READ_TIMEOUT once if reading is not stopped within
+   * `timeoutMs` (0: no limit).
    */
-  readStart(h: PumpHandle, timeoutMs: number): number;
+  readStart(h: PumpHandle, timeoutMs: number): Buffer | number;
   readStop(h: PumpHandle): void;
   /** Accepted, before connect: bytes written at once, or a negative errno (EAGAIN when not all fit). */
   write(h: PumpHandle, b: Buffer): number;
@@ -72,11 +74,14 @@ export interface NativePump {
   localAddress(h: PumpHandle): { address: string; port: number };
 }
 
-/** EOF read on `side`; the other side gets a FIN once everything read before it was sent. */
+/**
+ * EOF read on `side`; the other side gets a FIN once everything read before it was sent. Borrowed fds and
+ * accepted connections before connect only: an owned pump reports the side that ended first with PUMP_DONE.
+ */
 export const PUMP_EOF = 1;
 /** Error on `side`; stopped (owned fds: the other side was reset and both are closed). */
 export const PUMP_ERROR = 2;
-/** Both directions finished; stopped (owned fds: closed). */
+/** Both directions finished; stopped (owned fds: closed, and `side` is the side whose EOF came first). */
 export const PUMP_DONE = 3;
 /** Owned fds: the backend connected; the head is being sent and bytes flow. */
 export const PUMP_CONNECTED = 4;
@@ -90,6 +95,8 @@ export const PUMP_DATA = 7;
 export const PUMP_ACCEPT_ERROR = 8;
 /** Accepted, reading before connect: the read timeout passed (the connection is still open). */
 export const PUMP_READ_TIMEOUT = 9;
+/** libuv's end-of-file code, as readStart returns it. */
+export const UV_EOF = -4095;
 
 function load(): NativePump | null {
   if (process.env.SNIGATE_PUMP === 'js') return null;
