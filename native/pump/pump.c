@@ -19,11 +19,13 @@
  * Owned fds (the whole passthrough connection after the ClientHello: no net.Socket is left alive, so an
  * idle connection costs a few hundred bytes and a new one skips Node's socket and connect machinery):
  *   open(fdClient, cb)             dups the client fd (the JS socket is then destroyed) -> handle | -errno
- *   connect(h, ip, port, timeoutMs, idleMs, prefix, head)
+ *   connect(h, ip, port, timeoutMs, idleMs, prefix, head[, quietEpoch])
  *                                  one backend attempt: 0 (the result comes as kind 4 or 5) or -errno at
  *                                  once; once connected `prefix` (a PROXY header) then `head` (the client's
  *                                  bytes so far) are sent first. `head` is copied and kept for later
- *                                  attempts, which pass an empty one.
+ *                                  attempts, which pass an empty one. With quietEpoch (the value of
+ *                                  shared()[0] at the call), kind 4 is sent only if shared()[0] changed since.
+ *   buffer() / shared()            views of the shared read buffer and of the shared Int32Array (made once)
  *   close(h, reset)                stops and closes both fds (reset: RST instead of FIN), no callback
  * Accepted in C (a passthrough-capable listener: no net.Server, no net.Socket unless a connection is
  * handed to Node's TLS/HTTP side):
@@ -31,11 +33,11 @@
  *   listenPort(l) / unlisten(l)    the bound port; stop accepting and close the socket
  *   onAccept(h, ip, port)          per accepted connection (an owned-fd handle, not reading yet); returns the
  *                                  object events of `h` are delivered to: onEvent.call(owner, kind, side, err, data)
- *   readStart(h, timeoutMs)        before connect: reads the client now and returns what it got (a view of
- *                                  the shared read buffer, valid until control returns to the loop), 0 when
- *                                  nothing is there yet, UV_EOF, or -errno; later bytes come as kind 7 (data,
- *                                  a view valid only during the call); kind 9 once if reading is not stopped
- *                                  within timeoutMs (0: no limit)
+ *   readStart(h, timeoutMs)        before connect: reads the client now; returns the byte count read into the
+ *                                  shared read buffer (buffer(); valid until control returns to the loop), 0
+ *                                  when nothing is there yet, UV_EOF, or -errno; later reads come as kind 7
+ *                                  (err = byte count, in the shared buffer, valid only during the call); kind 9
+ *                                  once if reading is not stopped within timeoutMs (0: no limit)
  *   readStop(h)
  *   write(h, buf)                  before connect: bytes written at once, or -errno (-EAGAIN if not all fit)
  *   release(h)                     gives the client fd to Node (new net.Socket({ fd })): no more events
@@ -84,6 +86,12 @@ enum {
 enum { S_OPEN = 0, S_CONNECTING = 1, S_PUMPING = 2, S_STOPPED = 3 };
 
 static char g_buf[BUFSZ];
+/*
+ * [0]: the health failure epoch, bumped by JS on every endpoint failure (buffer() gives JS a view). A connect
+ * made while its endpoint had no failure passes the epoch; if it is unchanged once connected, the success
+ * report would change nothing and K_CONNECTED is not sent (one call into JS less per connection).
+ */
+static int32_t g_shared[4];
 
 struct pump;
 
@@ -129,6 +137,8 @@ typedef struct pump {
   uv_timer_t *timer; /* owned mode: connect timeout, then idle timeout */
   uint64_t idle_ms;
   uint64_t last; /* loop time of the last byte moved */
+  int quiet;           /* connect: K_CONNECTED only if g_shared[0] moved from quiet_epoch (else always) */
+  int32_t quiet_epoch;
   int owned;
   int state;
   int first_eof; /* owned: the side whose EOF came first (-1: none yet), reported with K_DONE */
@@ -357,10 +367,10 @@ static int call_js(napi_env env, napi_value cb, napi_value recv, size_t argc, na
  * Calls cb(kind, side, err[, data]) (accepted: the listener's onEvent with the owner as `this`).
  * `final`: stop first (with `reset`), the callback is the last one.
  */
-static void emit_data(pump *p, int kind, int sidei, int err, int final, int reset, char *data, size_t len) {
+static void emit(pump *p, int kind, int sidei, int err, int final, int reset) {
   napi_env env = p->env;
   napi_handle_scope scope;
-  napi_value cb = NULL, recv = NULL, argv[4], result;
+  napi_value cb = NULL, recv = NULL, argv[3], result;
   napi_ref cbref = p->lst != NULL ? p->lst->on_event : p->cb;
   /* Stopped (cb released), or accepted and not owned yet: nobody to tell. */
   if (cbref == NULL || (p->lst != NULL && p->owner == NULL)) {
@@ -376,21 +386,8 @@ static void emit_data(pump *p, int kind, int sidei, int err, int final, int rese
   napi_create_int32(env, kind, &argv[0]);
   napi_create_int32(env, sidei, &argv[1]);
   napi_create_int32(env, err, &argv[2]);
-  size_t argc = 3;
-  if (data != NULL) {
-    /*
-     * A view of the shared read buffer, valid only during this call: the common ClientHello is parsed and
-     * sent on (connect copies it) without a JS-owned copy; JS copies what it must keep (PreambleReader.own).
-     */
-    napi_create_external_buffer(env, len, (void *)data, NULL, NULL, &argv[3]);
-    argc = 4;
-  }
-  call_js(env, cb, recv, argc, argv, &result, NULL);
+  call_js(env, cb, recv, 3, argv, &result, NULL);
   napi_close_handle_scope(env, scope);
-}
-
-static void emit(pump *p, int kind, int sidei, int err, int final, int reset) {
-  emit_data(p, kind, sidei, err, final, reset, NULL, 0);
 }
 
 /* An error on side i: in owned mode the other side is reset, as the JS pump does. */
@@ -555,7 +552,8 @@ static void read_open(pump *p, uint32_t ev) {
     emit(p, K_EOF, 0, 0, 0, -1);
     return;
   }
-  emit_data(p, K_DATA, 0, 0, 0, -1, g_buf, (size_t)n);
+  /* The bytes are at the start of the shared read buffer (JS's view of it: buffer()), valid during the call. */
+  emit(p, K_DATA, 0, (int)n, 0, -1);
 }
 
 /* Owned mode: one backend attempt failed; its fd is closed, the client stays for another attempt. */
@@ -602,8 +600,10 @@ static void connect_done(pump *p) {
   free(p->head);
   p->head = NULL;
   p->head_len = 0;
-  emit(p, K_CONNECTED, 1, 0, 0, -1);
-  if (p->state != S_PUMPING) return;
+  if (!p->quiet || g_shared[0] != p->quiet_epoch) {
+    emit(p, K_CONNECTED, 1, 0, 0, -1);
+    if (p->state != S_PUMPING) return;
+  }
   if (do_write(p, 1) < 0) return;
   update(p);
 }
@@ -772,8 +772,8 @@ static int ensure_timer(pump *p) {
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   char ip[64];
   size_t iplen = 0;
   int32_t port;
@@ -782,7 +782,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   size_t prefix_len = 0, head_len = 0;
   pump *p = get(env, info, argv, &argc);
   if (p == NULL) return NULL;
-  if (argc < 7) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix, head)");
+  if (argc < 7) return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix, head[, quietEpoch])");
   if (!p->owned || p->state != S_OPEN) return int_value(env, UV_EINVAL);
   if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
   /* The client is read by the pump from now on (its interest is narrowed lazily: usually nothing comes). */
@@ -795,6 +795,8 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
       napi_get_buffer_info(env, argv[5], &prefix, &prefix_len) != napi_ok ||
       napi_get_buffer_info(env, argv[6], &head, &head_len) != napi_ok)
     return throw_type(env, "connect(h, ip, port, timeoutMs, idleMs, prefix: Buffer, head: Buffer)");
+  /* A number: the failure epoch seen at connect (see g_shared); anything else: always report the connect. */
+  p->quiet = argc > 7 && napi_get_value_int32(env, argv[7], &p->quiet_epoch) == napi_ok;
   /* Kept first, before anything can fail: later attempts pass an empty head and reuse this copy. */
   if (head_len > 0) {
     char *copy = (char *)malloc(head_len);
@@ -1097,9 +1099,7 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
     p->s[0].want = 0;
     return int_value(env, n == 0 ? UV_EOF : (int)n);
   }
-  napi_value view;
-  if (napi_create_external_buffer(env, (size_t)n, g_buf, NULL, NULL, &view) != napi_ok) return NULL;
-  return view;
+  return int_value(env, (int)n);
 }
 
 static napi_value js_read_stop(napi_env env, napi_callback_info info) {
@@ -1144,6 +1144,23 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   return int_value(env, fd);
 }
 
+/* JS's views of the shared read buffer (where K_DATA and readStart bytes are) and of g_shared: made once. */
+static napi_value js_buffer(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  if (napi_create_external_buffer(env, BUFSZ, g_buf, NULL, NULL, &out) != napi_ok) return NULL;
+  return out;
+}
+
+static napi_value js_shared(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value ab, out;
+  if (napi_create_external_arraybuffer(env, g_shared, sizeof g_shared, NULL, NULL, &ab) != napi_ok) return NULL;
+  if (napi_create_typedarray(env, napi_int32_array, sizeof g_shared / sizeof g_shared[0], ab, 0, &out) != napi_ok)
+    return NULL;
+  return out;
+}
+
 static napi_value js_local_address(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out, v;
@@ -1180,6 +1197,8 @@ NAPI_MODULE_INIT() {
       {"write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
       {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
+      {"buffer", NULL, js_buffer, NULL, NULL, NULL, napi_default, NULL},
+      {"shared", NULL, js_shared, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -17,6 +17,7 @@ import {
   PUMP_ERROR,
   PUMP_READ_TIMEOUT,
   type PumpHandle,
+  pumpBuffer,
   UV_EOF,
 } from './native-pump.ts';
 import { Passthrough } from './passthrough.ts';
@@ -184,13 +185,13 @@ export class Connection {
    * Events of a connection accepted in C, delivered by native/pump with this connection as `this`: the
    * client's bytes, EOF and errors before routing; the native passthrough's events after.
    */
-  onNative(kind: number, side: number, err: number, data?: Buffer): void {
+  onNative(kind: number, side: number, err: number): void {
     const pt = this.#pt;
     if (pt instanceof NativePassthrough) {
       pt.event(kind, side, err);
       return;
     }
-    if (kind === PUMP_DATA && data !== undefined) this.#onData(data, true);
+    if (kind === PUMP_DATA) this.#onData(pumpBuffer!.subarray(0, err), true);
     else if (kind === PUMP_READ_TIMEOUT) this.#onHelloTimeout();
     else if (kind === PUMP_EOF) this.#onEnd();
     else if (kind === PUMP_ERROR) {
@@ -276,7 +277,7 @@ export class Connection {
     } else {
       // The pump's own timer: no Node timer per connection. The ClientHello is usually there already.
       const r = nativePump!.readStart(this.#h!, bind.client.helloTimeoutMs);
-      if (typeof r !== 'number') this.#onData(r, true);
+      if (r > 0) this.#onData(pumpBuffer!.subarray(0, r), true);
       else if (r === UV_EOF) this.#onEnd();
       else if (r < 0) {
         this.#reason ??= 'client-reset';

@@ -1,6 +1,7 @@
 /** Endpoint health, keyed by `address:port` so it survives table swaps: passive marking and active TCP or HTTP checks. */
 import net from 'node:net';
 import type { Endpoint, HealthCheck } from '../table/types.ts';
+import { pumpShared } from './native-pump.ts';
 
 export function endpointKey(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
@@ -80,6 +81,12 @@ export class HealthRegistry implements HealthView {
     if (!s.healthy) s.ejectedUntil = this.#now() + this.#ejectMs;
   }
 
+  /** True when a success report would change nothing (no failure counted, healthy). */
+  isClean(key: string): boolean {
+    const s = this.#states.get(key);
+    return s === undefined || (s.failures === 0 && s.healthy);
+  }
+
   /** A connect succeeded: resets the failure count and heals a passively ejected endpoint. */
   reportSuccess(key: string): void {
     const s = this.#states.get(key);
@@ -145,6 +152,8 @@ export class HealthRegistry implements HealthView {
   }
 
   #fail(key: string, s: State, threshold: number, error: string): void {
+    // Native connects started meanwhile report their success (see pumpShared): it resets this count.
+    pumpShared[0] = (pumpShared[0]! + 1) | 0;
     s.failures++;
     s.successes = 0;
     s.lastError = error;

@@ -20,6 +20,7 @@ import {
   PUMP_ERROR,
   PUMP_IDLE,
   type PumpHandle,
+  pumpShared,
 } from './native-pump.ts';
 import type { PassthroughDone } from './passthrough.ts';
 import { encodeProxyV1, encodeProxyV2, type ProxyAddresses } from './proxy-protocol.ts';
@@ -160,6 +161,10 @@ export class NativePassthrough {
     // its read buffer, valid only now.
     const head = this.#head;
     this.#head = EMPTY;
+    // PUMP_CONNECTED is needed for a lifetime timer, to drop the PROXY addresses kept for retries, and for a
+    // success report that changes something; otherwise the pump skips it unless an endpoint fails meanwhile.
+    const quiet =
+      policy.maxLifetimeMs <= 0 && proxy === null && this.#health.isClean(ep.key) ? pumpShared[0] : undefined;
     const r = this.#pump.connect(
       this.#h,
       ep.endpoint.address,
@@ -168,6 +173,7 @@ export class NativePassthrough {
       policy.idleTimeoutMs,
       prefix,
       head,
+      quiet,
     );
     // A failure at once (EMFILE, a refused loopback connect) is reported like a later one, never re-entrantly.
     if (r < 0) process.nextTick(() => this.event(PUMP_CONNECT_FAILED, 1, r));

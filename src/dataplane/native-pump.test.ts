@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { before, test } from 'node:test';
 import type { RoutingTable } from '../table/types.ts';
-import { nativePump } from './native-pump.ts';
+import { nativePump, PUMP_CONNECTED, pumpShared } from './native-pump.ts';
+import { rawFd } from './socket-fd.ts';
 import {
   backend,
   bind,
@@ -116,5 +117,50 @@ test('native pump: a client that stops reading pauses the backend side without s
   } finally {
     await plane.close();
     await be.close();
+  }
+});
+
+test('native pump: a connect made with a quiet failure epoch reports PUMP_CONNECTED only if the epoch moved', {
+  skip,
+}, async () => {
+  const be = await startRawBackend();
+  const front = await startRawBackend();
+  const pump = nativePump!;
+  try {
+    const run = async (bump: boolean): Promise<number[]> => {
+      const c = await rawConnect(front.port);
+      while (front.sockets.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const server = front.sockets.shift()!;
+      const kinds: number[] = [];
+      const h = pump.open(rawFd(server), (kind) => kinds.push(kind));
+      assert.notEqual(typeof h, 'number');
+      server.destroy();
+      const r = pump.connect(
+        h as object,
+        '127.0.0.1',
+        be.port,
+        1000,
+        0,
+        Buffer.alloc(0),
+        Buffer.from('x'),
+        pumpShared[0],
+      );
+      assert.equal(r, 0);
+      // An endpoint failure reported before the connect completes (it completes on a later loop turn).
+      if (bump) pumpShared[0] = (pumpShared[0]! + 1) | 0;
+      await new Promise((r) => setTimeout(r, 100));
+      pump.close(h as object, false);
+      c.destroy();
+      return kinds;
+    };
+    assert.deepEqual(await run(false), [], 'nothing would change: no PUMP_CONNECTED');
+    assert.deepEqual(
+      await run(true),
+      [PUMP_CONNECTED],
+      'an endpoint failed meanwhile: the success is reported',
+    );
+  } finally {
+    await be.close();
+    await front.close();
   }
 });

@@ -13,8 +13,11 @@ export type ListenHandle = object;
 
 /** Per accepted connection: returns the object its events are delivered to (`this` of the event callback). */
 export type AcceptCallback = (h: PumpHandle, ip: string, port: number) => object | undefined;
-/** Events of accepted connections (PUMP_* kinds; `data` with PUMP_DATA), and PUMP_ACCEPT_ERROR with `this` unset. */
-export type EventCallback = (this: unknown, kind: number, side: number, err: number, data?: Buffer) => void;
+/**
+ * Events of accepted connections (PUMP_* kinds; with PUMP_DATA `err` is the byte count, in pumpBuffer), and
+ * PUMP_ACCEPT_ERROR with `this` unset.
+ */
+export type EventCallback = (this: unknown, kind: number, side: number, err: number) => void;
 
 /** `kind` is one of the PUMP_* values; `side` 0 is the client, 1 the backend; `err` a negative errno. */
 export type PumpCallback = (kind: number, side: number, err: number) => void;
@@ -36,6 +39,8 @@ export interface NativePump {
    * One backend attempt on an opened handle: 0, the result follows as PUMP_CONNECTED or
    * PUMP_CONNECT_FAILED; or a negative errno at once. Once connected `prefix` (a PROXY header) and then
    * `head` are sent before anything else. `head` is copied and kept: later attempts pass an empty one.
+   * With `quietEpoch` (pumpShared[0] now), PUMP_CONNECTED is sent only if pumpShared[0] changed meanwhile
+   * (an endpoint failed somewhere): otherwise its success report would change nothing.
    */
   connect(
     h: PumpHandle,
@@ -45,6 +50,7 @@ export interface NativePump {
     idleMs: number,
     prefix: Buffer,
     head: Buffer,
+    quietEpoch?: number,
   ): number;
   /** Closes an owned-fd pump's sockets now (reset: RST instead of FIN); no callback follows. */
   close(h: PumpHandle, reset: boolean): void;
@@ -60,18 +66,22 @@ export interface NativePump {
   listenPort(l: ListenHandle): number;
   unlisten(l: ListenHandle): void;
   /**
-   * Accepted, before connect: reads the client at once and returns what was there (a view of the pump's read
-   * buffer, valid until control returns to the event loop), 0 when nothing was, UV_EOF, or a negative errno.
-   * Later bytes come as PUMP_DATA events, and PUMP_READ_TIMEOUT once if reading is not stopped within
+   * Accepted, before connect: reads the client at once and returns the byte count read into pumpBuffer
+   * (valid until control returns to the event loop), 0 when nothing was there, UV_EOF, or a negative errno.
+   * Later reads come as PUMP_DATA events, and PUMP_READ_TIMEOUT once if reading is not stopped within
    * `timeoutMs` (0: no limit).
    */
-  readStart(h: PumpHandle, timeoutMs: number): Buffer | number;
+  readStart(h: PumpHandle, timeoutMs: number): number;
   readStop(h: PumpHandle): void;
   /** Accepted, before connect: bytes written at once, or a negative errno (EAGAIN when not all fit). */
   write(h: PumpHandle, b: Buffer): number;
   /** Accepted, before connect: gives the client fd away (for `new net.Socket({ fd })`); no more events. */
   release(h: PumpHandle): number;
   localAddress(h: PumpHandle): { address: string; port: number };
+  /** The pump's read buffer (the bytes of readStart and PUMP_DATA are at its start). */
+  buffer(): Buffer;
+  /** Shared with C: [0] is the endpoint failure epoch (see pumpShared). */
+  shared(): Int32Array;
 }
 
 /**
@@ -89,7 +99,7 @@ export const PUMP_CONNECTED = 4;
 export const PUMP_CONNECT_FAILED = 5;
 /** Owned fds: no byte moved for the idle timeout; stopped and closed. */
 export const PUMP_IDLE = 6;
-/** Accepted, reading before connect: `data` holds the bytes read, a view valid only during the call. */
+/** Accepted, reading before connect: `err` bytes read into pumpBuffer, valid only during the call. */
 export const PUMP_DATA = 7;
 /** Listener: accept(2) failed with `err` (EMFILE pauses accepting for 100 ms). */
 export const PUMP_ACCEPT_ERROR = 8;
@@ -111,3 +121,10 @@ function load(): NativePump | null {
 }
 
 export const nativePump: NativePump | null = load();
+/** View of the pump's read buffer, made once. */
+export const pumpBuffer: Buffer | null = nativePump?.buffer() ?? null;
+/**
+ * [0]: bumped on every endpoint failure (HealthRegistry). A native connect to an endpoint without failures
+ * passes it, and the pump skips PUMP_CONNECTED unless it moved meanwhile.
+ */
+export const pumpShared: Int32Array = nativePump?.shared() ?? new Int32Array(4);

@@ -247,9 +247,9 @@ export class DataPlane {
       }
     };
     let lastAcceptError = 0;
-    const onEvent = function (this: unknown, kind: number, side: number, err: number, data?: Buffer): void {
+    const onEvent = function (this: unknown, kind: number, side: number, err: number): void {
       if (kind !== PUMP_ACCEPT_ERROR) {
-        (this as Connection).onNative(kind, side, err, data);
+        (this as Connection).onNative(kind, side, err);
         return;
       }
       // Out of fds and the like: logged at most once a second (accepting pauses 100 ms on EMFILE).
