@@ -23,7 +23,7 @@ import {
 import { Passthrough } from './passthrough.ts';
 import { PreambleReader } from './preamble.ts';
 import { isTrusted, type ProxyAddresses, proxyAddressesFor } from './proxy-protocol.ts';
-import { type CompiledBind, routeKey } from './sni-router.ts';
+import { type CompiledBind, routeNames } from './sni-router.ts';
 import { errName } from './socket-fd.ts';
 
 /** A compiled Bind plus its balancers; replaced as a whole on every swap. */
@@ -116,9 +116,10 @@ export class Connection {
   readonly #startedAt = performance.now();
   #clientAddress = '';
   #clientPort = 0;
-  /** Until routed; then only what the record needs is kept (#hello, #proxyIn). */
+  /** Until routed; then only what the record needs is kept (#sni, #alpn, #proxyIn). */
   #reader: PreambleReader | null = null;
-  #hello: ClientHello | null = null;
+  #sni: string | null = null;
+  #alpn: string[] | null = null;
   /** Addresses from a PROXY header in. */
   #proxyIn: ProxyAddresses | null = null;
   /** Listeners on the net.Socket, made only for connections that have one (native ones never do). */
@@ -166,6 +167,11 @@ export class Connection {
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  /** The passthrough carrying this connection ended (PassthroughDone). */
+  passthroughDone(reason: EndReason, detail: string | null): void {
+    this.#finish(reason, detail);
   }
 
   /** Forced end from a drain or shutdown. */
@@ -348,7 +354,12 @@ export class Connection {
   /** Reads the table current now: a hello completed after a swap follows the new table. */
   #routeNow(): void {
     const reader = this.#reader!;
-    this.#hello = reader.hello;
+    const hello = reader.hello;
+    if (hello !== null) {
+      // Not the parsed hello itself: its arrays were grown by push (~150 bytes each) and held per connection.
+      this.#sni = hello.sni;
+      this.#alpn = hello.alpn.slice();
+    }
     this.#proxyIn = reader.proxy;
     const state = this.#rt.state;
     const m = state.compiled.match(reader.hello?.sni ?? null);
@@ -359,10 +370,10 @@ export class Connection {
     }
     const listener = m.listener;
     if (m.route !== null) {
-      this.routeKey = routeKey(listener.id, m.route);
-      const r = m.route.route;
-      this.#routeName = `${r.kind}/${r.namespace}/${r.name}`;
-      this.#rt.shared.events.connectionRouted(this.#routeName);
+      const n = routeNames(listener.id, m.route);
+      this.routeKey = n.key;
+      this.#routeName = n.name;
+      this.#rt.shared.events.connectionRouted(n.name);
     }
     if (m.route === null || (listener.mode !== 'passthrough' && listener.mode !== 'tcp')) {
       this.#handOff(listener, m.route);
@@ -397,20 +408,19 @@ export class Connection {
       health: shared.health,
       events: shared.events,
     };
-    const done = (reason: EndReason, detail: string | null): void => this.#finish(reason, detail);
     reader.release();
     this.#reader = null;
     let pt: Passthrough | NativePassthrough | null = null;
     if (this.#h !== null) {
-      if (native) pt = NativePassthrough.adopt(nativePump!, this.#h, opts, done);
+      if (native) pt = NativePassthrough.adopt(nativePump!, this.#h, opts, this);
       else this.#toSocket();
     }
     const socket = this.#socket;
     if (pt === null && native && socket !== null) {
-      pt = NativePassthrough.take(socket, opts, done);
+      pt = NativePassthrough.take(socket, opts, this);
       if (pt !== null) this.#detach(socket);
     }
-    pt ??= new Passthrough({ ...opts, client: socket!, pgSsl: reader.pgSsl }, done);
+    pt ??= new Passthrough({ ...opts, client: socket!, pgSsl: reader.pgSsl }, this);
     this.#pt = pt;
     pt.start();
   }
@@ -542,14 +552,14 @@ export class Connection {
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     this.#rt.connections.delete(this);
     this.#active.n--;
-    const hello = this.#hello ?? this.#reader?.hello ?? null;
+    const hello = this.#reader?.hello ?? null;
     const record: ConnectionRecord = {
       connId: this.connId,
       client: hostPort(this.#clientAddress, this.#clientPort),
       bind: this.#rt.display,
       listener: this.#listener?.id ?? null,
-      sni: hello?.sni ?? null,
-      alpn: hello?.alpn ?? null,
+      sni: this.#sni ?? hello?.sni ?? null,
+      alpn: this.#alpn ?? hello?.alpn ?? null,
       route: this.#routeName,
       backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
       endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,

@@ -51,7 +51,8 @@ export class NativePassthrough {
   #first: PickedEndpoint | null;
   #head: Buffer = EMPTY;
   #proxy: ProxyAddresses | null;
-  #tried: string[] = [];
+  /** Endpoints tried, made on the first failure (most connections never need it). */
+  #tried: string[] | null = null;
   #forced: EndReason | null = null;
   #error: EndReason | null = null;
   #fin: EndReason | null = null;
@@ -151,7 +152,7 @@ export class NativePassthrough {
 
   #connect(ep: PickedEndpoint): void {
     this.endpoint = ep.key;
-    this.#tried.push(ep.key);
+    this.#tried?.push(ep.key);
     const policy = this.backend.policy;
     const pp = policy.proxyProtocol;
     const proxy = this.#proxy;
@@ -219,8 +220,9 @@ export class NativePassthrough {
   #connectFailed(code: string): void {
     this.#health.reportFailure(this.endpoint, this.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
     this.#events.connectFailed(this.endpoint, code);
-    if (this.#forced === null && this.#tried.length <= this.backend.policy.connectRetries) {
-      const next = this.#balancer.retryEndpoint(this.backend, this.#tried);
+    const tried = (this.#tried ??= [this.endpoint]);
+    if (this.#forced === null && tried.length <= this.backend.policy.connectRetries) {
+      const next = this.#balancer.retryEndpoint(this.backend, tried);
       if (next !== null) {
         this.backend = next.backend;
         this.#connect(next);
@@ -241,6 +243,6 @@ export class NativePassthrough {
     this.pumpedIn = this.#pump.bytes(this.#h, 0);
     this.pumpedOut = this.#pump.bytes(this.#h, 1);
     const reason = this.#forced ?? this.#error ?? this.#fin ?? 'client-closed';
-    this.#done(reason, this.#forced === null ? this.#detail : null);
+    this.#done.passthroughDone(reason, this.#forced === null ? this.#detail : null);
   }
 }

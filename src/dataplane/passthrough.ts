@@ -36,8 +36,13 @@ export interface PassthroughOptions {
   reencrypt?: boolean;
 }
 
-/** Called exactly once, after both sockets are closed. */
-export type PassthroughDone = (reason: EndReason, detail: string | null) => void;
+/**
+ * Told exactly once, after both sockets are closed. An object with a method rather than a callback: the
+ * connection passes itself, so an open connection holds no closure (and its context) for it.
+ */
+export interface PassthroughDone {
+  passthroughDone(reason: EndReason, detail: string | null): void;
+}
 
 type State = 'connecting' | 'pg' | 'piping' | 'ended';
 
@@ -414,6 +419,6 @@ export class Passthrough {
     this.#state = 'ended';
     if (this.#lifetime !== null) clearTimeout(this.#lifetime);
     const reason = this.#forced ?? this.#error ?? this.#fin ?? 'client-closed';
-    this.#done(reason, this.#forced === null ? this.#detail : null);
+    this.#done.passthroughDone(reason, this.#forced === null ? this.#detail : null);
   }
 }

@@ -285,13 +285,15 @@ export function createTerminator(opts: TerminatorOptions): Terminator {
         events,
         reencrypt: true,
       },
-      (reason, detail) => {
-        h.outcome.backend = pt.backend.id;
-        h.outcome.endpoint = pt.endpoint;
-        h.outcome.reason ??= reason;
-        h.outcome.detail ??= detail;
-        h.outcome.pending = false;
-        h.outcome.settled();
+      {
+        passthroughDone: (reason, detail) => {
+          h.outcome.backend = pt.backend.id;
+          h.outcome.endpoint = pt.endpoint;
+          h.outcome.reason ??= reason;
+          h.outcome.detail ??= detail;
+          h.outcome.pending = false;
+          h.outcome.settled();
+        },
       },
     );
     h.outcome.close = (reason) => pt.abort(reason);
