@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ClientHelloReader, type HelloResult, parseClientHello } from './clienthello.ts';
+import { ClientHelloReader, type HelloResult, normalizeSni, parseClientHello } from './clienthello.ts';
 import { alpnExt, frame, sniExt, synthHello, unframe, versionsExt } from './testdata/tls-builder.ts';
 
 const RUNS = 2000;
@@ -149,5 +149,43 @@ describe('ClientHello reader properties', () => {
       ),
       { numRuns: RUNS },
     );
+  });
+});
+
+/** The first, regex-based normalizeSni: the reference the one-pass version must agree with. */
+function referenceNormalizeSni(raw: Buffer): string | null {
+  if (raw.length === 0 || raw.length > 254) return null;
+  for (const b of raw) if (b < 0x21 || b > 0x7e) return null;
+  let name = raw.toString('latin1').toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name.length === 0 || name.length > 253) return null;
+  const labels = name.split('.');
+  for (const label of labels) if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(label)) return null;
+  if (/^[0-9]+$/.test(labels[labels.length - 1]!)) return null;
+  return name;
+}
+
+describe('normalizeSni', () => {
+  it('agrees with the regex reference on arbitrary bytes and on hostname-like strings', () => {
+    const hostChars = fc.constantFrom(...'abcXYZ09-.'.split(''), '_', '*', '\0', 'é', ' ');
+    const hostLike = fc
+      .array(fc.oneof(hostChars, fc.constantFrom('a'.repeat(63), 'b'.repeat(64), '.')), { maxLength: 12 })
+      .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+    const long = fc.integer({ min: 248, max: 260 }).map((n) => Buffer.from(`${'a.'.repeat(n)}com`.slice(-n)));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
+          hostLike,
+          long,
+        ),
+        (b) => {
+          assert.equal(normalizeSni(b), referenceNormalizeSni(b));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+    for (const s of ['Example.COM.', '1.2.3.4', 'a-.b', '-a.b', 'a..b', '.', 'x.y1', 'x.123', 'a'.repeat(64)])
+      assert.equal(normalizeSni(Buffer.from(s)), referenceNormalizeSni(Buffer.from(s)), s);
   });
 });

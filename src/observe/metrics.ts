@@ -8,7 +8,7 @@
  * labels on every inc(), which cost more than the rest of a connection's accounting. The hooks are own arrow-function
  * properties, so the instance can be spread (`withDefaults`) or its hooks passed around unbound.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type Histogram, Registry } from 'prom-client';
 import type { ConnectionRecord, EndReason } from '../dataplane/conn-log.ts';
 import type { DataPlaneEvents } from '../dataplane/events.ts';
 
@@ -89,25 +89,28 @@ class DurationCell {
 }
 
 /**
- * `snigate_http_request_duration_seconds` as a registry metric of its own: prom-client's Histogram hashes and
- * validates the labels on every observe(), about a microsecond per request; here a request is a few additions
- * to its route's cell. get() returns what prom-client's Histogram returns, so the exposition is the same.
+ * A histogram with at most one label (`route` for request durations, none for the ClientHello time) as a
+ * registry metric of its own: prom-client's Histogram hashes and validates the labels on every observe(),
+ * about a microsecond per request or connection; here an observation is a few additions to a cell the caller
+ * keeps. get() returns what prom-client's Histogram returns, so the exposition is the same.
  */
-class RouteDurations {
+class CellHistogram {
   readonly name: string;
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   readonly #bounds: number[];
+  readonly #label: string | null;
   readonly #cells = new Map<string, DurationCell>();
 
-  constructor(name: string, help: string, bounds: number[]) {
+  constructor(name: string, help: string, bounds: number[], label: string | null) {
     this.name = name;
     this.help = help;
     this.#bounds = bounds;
+    this.#label = label;
   }
 
-  /** The route's cell, kept by the caller: reset() zeroes cells in place. */
+  /** The cell of a label value ('' without a label), kept by the caller: reset() zeroes cells in place. */
   cell(route: string): DurationCell {
     let c = this.#cells.get(route);
     if (c === undefined) {
@@ -140,9 +143,12 @@ class RouteDurations {
   get(): { name: string; help: string; type: string; aggregator: string; values: unknown[] } {
     const values: unknown[] = [];
     const bucket = `${this.name}_bucket`;
-    for (const [route, c] of this.#cells) {
-      // A cell that was reset, as prom-client's reset() drops the series.
-      if (c.count === 0) continue;
+    const label = this.#label;
+    for (const [value, c] of this.#cells) {
+      // A labelled cell that was reset, as prom-client's reset() drops the series (an unlabelled histogram
+      // reads 0 from the start, as prom-client's does).
+      if (c.count === 0 && label !== null) continue;
+      const labels: Record<string, string> = label === null ? {} : { [label]: value };
       let acc = 0;
       for (let i = 0; i < this.#bounds.length; i++) {
         acc += c.counts[i]!;
@@ -150,15 +156,25 @@ class RouteDurations {
           value: acc,
           metricName: bucket,
           exemplar: null,
-          labels: { le: this.#bounds[i], route },
+          labels: { le: this.#bounds[i], ...labels },
         });
       }
-      values.push({ value: c.count, metricName: bucket, exemplar: null, labels: { le: '+Inf', route } });
-      values.push({ value: c.sum, metricName: `${this.name}_sum`, labels: { route } });
-      values.push({ value: c.count, metricName: `${this.name}_count`, labels: { route } });
+      values.push({ value: c.count, metricName: bucket, exemplar: null, labels: { le: '+Inf', ...labels } });
+      values.push({ value: c.sum, metricName: `${this.name}_sum`, labels });
+      values.push({ value: c.count, metricName: `${this.name}_count`, labels });
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
+}
+
+interface BindCells {
+  accepted: Cell;
+  active: Cell;
+}
+
+interface BytesCells {
+  in: Cell;
+  out: Cell;
 }
 
 /** Per route, what a finished request updates: found with one Map lookup, no key string. */
@@ -174,7 +190,8 @@ export class Metrics implements DataPlaneEvents {
   readonly #active: Gauge<'bind'>;
   readonly #closed: Counter<'listener' | 'route' | 'backend' | 'end'>;
   readonly #bytes: Counter<'direction' | 'route'>;
-  readonly #hello: Histogram;
+  readonly #hello: CellHistogram;
+  readonly #helloCell: DurationCell;
   readonly #rejects: Counter<'reason'>;
   readonly #connectFailures: Counter<'endpoint' | 'code'>;
   readonly #healthy: Gauge<'endpoint'>;
@@ -183,7 +200,11 @@ export class Metrics implements DataPlaneEvents {
   readonly #bindFailures: Counter<'bind' | 'code'>;
   readonly #pgCancel: Counter;
   readonly #requests: Counter<'route' | 'code'>;
-  readonly #requestSeconds: RouteDurations;
+  readonly #requestSeconds: CellHistogram;
+  readonly #binds = new Map<string, BindCells>();
+  /** listener → route → backend → end reason → cell of snigate_connections_closed_total. */
+  readonly #closedCells = new Map<string, Map<string, Map<string, Map<string, Cell>>>>();
+  readonly #routeBytes = new Map<string, BytesCells>();
   readonly #routes = new Map<string, RouteCells>();
   readonly #handshakes: Counter<'listener' | 'result'>;
   readonly #misdirected: Counter<'listener'>;
@@ -227,12 +248,14 @@ export class Metrics implements DataPlaneEvents {
       registers,
       collect,
     });
-    this.#hello = new Histogram({
-      name: 'snigate_clienthello_duration_seconds',
-      help: 'Time from accept to a complete ClientHello.',
-      buckets: HELLO_BUCKETS,
-      registers,
-    });
+    this.#hello = new CellHistogram(
+      'snigate_clienthello_duration_seconds',
+      'Time from accept to a complete ClientHello.',
+      HELLO_BUCKETS,
+      null,
+    );
+    this.#helloCell = this.#hello.cell('');
+    this.registry.registerMetric(this.#hello as unknown as Histogram);
     this.#rejects = new Counter({
       name: 'snigate_rejects_total',
       help: 'Connections closed before any byte reached a backend, by reason.',
@@ -292,10 +315,11 @@ export class Metrics implements DataPlaneEvents {
       registers,
       collect,
     });
-    this.#requestSeconds = new RouteDurations(
+    this.#requestSeconds = new CellHistogram(
       'snigate_http_request_duration_seconds',
       'Time from request to the end of the response, by route.',
       HTTP_BUCKETS,
+      'route',
     );
     this.registry.registerMetric(this.#requestSeconds as unknown as Histogram);
     this.#handshakes = new Counter({
@@ -399,32 +423,78 @@ export class Metrics implements DataPlaneEvents {
     this.#child(this.#misdirected, `m\0${listener}`, [listener]).inc();
   };
 
+  /** A bind's cells, found by its display string (the same string every time: its hash is cached). */
+  #bindCells(bind: string): BindCells {
+    let b = this.#binds.get(bind);
+    if (b === undefined) {
+      b = {
+        accepted: this.#child(this.#accepted, `a\0${bind}`, [bind]),
+        active: this.#child(this.#active, `g\0${bind}`, [bind]),
+      };
+      this.#binds.set(bind, b);
+    }
+    return b;
+  }
+
+  /**
+   * The closed-connections cell, through maps keyed by the label strings themselves: they come from the table
+   * (listener and backend ids, the route name made once per route), so no key string is built per connection.
+   */
+  #closedCell(listener: string, route: string, backend: string, end: string): Cell {
+    let byRoute = this.#closedCells.get(listener);
+    if (byRoute === undefined) this.#closedCells.set(listener, (byRoute = new Map()));
+    let byBackend = byRoute.get(route);
+    if (byBackend === undefined) byRoute.set(route, (byBackend = new Map()));
+    let byEnd = byBackend.get(backend);
+    if (byEnd === undefined) byBackend.set(backend, (byEnd = new Map()));
+    let c = byEnd.get(end);
+    if (c === undefined) {
+      c = this.#child(this.#closed, `c\0${listener}\0${route}\0${backend}\0${end}`, [
+        listener,
+        route,
+        backend,
+        end,
+      ]);
+      byEnd.set(end, c);
+    }
+    return c;
+  }
+
+  #bytesCells(route: string): BytesCells {
+    let b = this.#routeBytes.get(route);
+    if (b === undefined) {
+      b = {
+        in: this.#child(this.#bytes, `i\0${route}`, ['in', route]),
+        out: this.#child(this.#bytes, `o\0${route}`, ['out', route]),
+      };
+      this.#routeBytes.set(route, b);
+    }
+    return b;
+  }
+
   readonly connectionOpened = (bind: string): void => {
-    this.#child(this.#accepted, `a\0${bind}`, [bind]).inc();
-    this.#child(this.#active, `g\0${bind}`, [bind]).inc();
+    const b = this.#bindCells(bind);
+    b.accepted.inc();
+    b.active.inc();
   };
 
   /** Routed connections are counted when they end (snigate_connections_closed_total has the route). */
   readonly connectionRouted = (_route: string): void => {};
 
   readonly connectionClosed = (r: ConnectionRecord): void => {
-    this.#child(this.#active, `g\0${r.bind}`, [r.bind]).dec();
-    const listener = r.listener ?? '';
+    this.#bindCells(r.bind).active.dec();
     const route = r.route ?? '';
-    const backend = r.backend ?? '';
-    this.#child(this.#closed, `c\0${listener}\0${route}\0${backend}\0${r.end}`, [
-      listener,
-      route,
-      backend,
-      r.end,
-    ]).inc();
-    if (r.bytesIn > 0) this.#child(this.#bytes, `i\0${route}`, ['in', route]).inc(r.bytesIn);
-    if (r.bytesOut > 0) this.#child(this.#bytes, `o\0${route}`, ['out', route]).inc(r.bytesOut);
+    this.#closedCell(r.listener ?? '', route, r.backend ?? '', r.end).inc();
+    if (r.bytesIn > 0 || r.bytesOut > 0) {
+      const b = this.#bytesCells(route);
+      if (r.bytesIn > 0) b.in.inc(r.bytesIn);
+      if (r.bytesOut > 0) b.out.inc(r.bytesOut);
+    }
     if (REJECTS.has(r.end)) this.#child(this.#rejects, `r\0${r.end}`, [r.end]).inc();
   };
 
   readonly helloParsed = (ms: number, _sni: string | null): void => {
-    this.#hello.observe(ms / 1000);
+    this.#hello.observe(this.#helloCell, ms / 1000);
   };
 
   readonly connectFailed = (endpoint: string, code: string): void => {
