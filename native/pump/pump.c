@@ -580,9 +580,10 @@ static void on_timer(uv_timer_t *t) {
   unref(p);
 }
 
-/* The backend socket became writable or failed while connecting. */
-static void connect_done(pump *p) {
-  int err = sock_error(p->s[1].fd, 0);
+/* The backend socket became writable or failed while connecting (writable without an error: connected, no
+ * getsockopt needed). */
+static void connect_done(pump *p, uint32_t ev) {
+  int err = ev & (EPOLLERR | EPOLLHUP) ? sock_error(p->s[1].fd, UV_ECONNREFUSED) : 0;
   if (err != 0) {
     connect_failed(p, err);
     return;
@@ -626,7 +627,7 @@ static void on_side_event(side *s, uint32_t ev) {
   int i = s->idx;
   unsigned gen = s->gen;
   if (p->state == S_OPEN && i == 0 && p->reading) read_open(p, ev);
-  else if (p->state == S_CONNECTING && i == 1) connect_done(p);
+  else if (p->state == S_CONNECTING && i == 1) connect_done(p, ev);
   else if (p->state == S_PUMPING) pumping_event(p, i, ev);
   /* Still the same fd, and it reported something it does not want (level-triggered: it would repeat). */
   if (s->gen == gen && s->fd >= 0 &&
