@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 export type PumpHandle = object;
 export type ListenHandle = object;
@@ -110,6 +111,8 @@ export const UV_EOF = -4095;
 
 function load(): NativePump | null {
   if (process.env.SNIGATE_PUMP === 'js') return null;
+  // One epoll set on the main thread's loop (native/pump reactor_init): a worker thread uses the JS path.
+  if (!isMainThread) return null;
   const file = fileURLToPath(new URL('../../native/pump/build/pump.node', import.meta.url));
   if (!existsSync(file)) return null;
   try {
