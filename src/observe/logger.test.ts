@@ -1,0 +1,48 @@
+/** The JSON logger batches writes: a lone line still shows up promptly, and nothing buffered is lost on exit. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const logger = fileURLToPath(new URL('./logger.ts', import.meta.url));
+
+/** Runs `body` in a child with `log` = createLogger({ level: 'info' }); resolves with stdout lines as they come. */
+function child(body: string): { lines: string[]; stamps: number[]; done: Promise<number | null> } {
+  const code = `import { createLogger } from ${JSON.stringify(logger)}; const log = createLogger({ level: 'info' }); ${body}`;
+  const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  const stamps: number[] = [];
+  let rest = '';
+  p.stdout.on('data', (d: Buffer) => {
+    rest += d.toString();
+    const parts = rest.split('\n');
+    rest = parts.pop()!;
+    for (const l of parts) {
+      lines.push(l);
+      stamps.push(Date.now());
+    }
+  });
+  return { lines, stamps, done: new Promise((r) => p.on('close', r)) };
+}
+
+test('a single info line is written promptly, while the process keeps running', async () => {
+  const started = Date.now();
+  const c = child(`log.info({ n: 1 }, 'lone'); setTimeout(() => {}, 3000);`);
+  while (c.lines.length === 0 && Date.now() - started < 2500) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(c.lines.length, 1, 'the line did not come out while the process ran');
+  assert.match(c.lines[0]!, /"msg":"lone"/);
+  assert.ok(c.stamps[0]! - started < 2000, `${c.stamps[0]! - started} ms`);
+  await c.done;
+});
+
+test('lines still buffered are written when the process exits', async () => {
+  const c = child(`for (let i = 0; i < 50; i++) log.info({ i }, 'line'); process.exit(0);`);
+  assert.equal(await c.done, 0);
+  assert.equal(c.lines.length, 50);
+  assert.deepEqual(
+    c.lines.map((l) => (JSON.parse(l) as { i: number }).i),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
+});
