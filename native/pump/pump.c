@@ -531,18 +531,22 @@ static ssize_t read_client(pump *p) {
   }
 }
 
-/* Accepted, before connect: one read delivered to JS (a ClientHello usually fits in one). */
-static void read_open(pump *p, uint32_t ev) {
+/*
+ * Accepted, before connect: one read delivered to JS (a ClientHello usually fits in one). Returns 1 when the
+ * socket was read dry: its readable event is used up, and JS connecting meanwhile (no longer wanting to read
+ * the client) needs no narrowing of its interest.
+ */
+static int read_open(pump *p, uint32_t ev) {
   side *s = &p->s[0];
   if (ev & EPOLLERR) {
     emit(p, K_ERROR, 0, sock_error(s->fd, UV_EBADF), 1, -1);
-    return;
+    return 0;
   }
   ssize_t n = read_client(p);
-  if (n == -EAGAIN || n == -EWOULDBLOCK) return;
+  if (n == -EAGAIN || n == -EWOULDBLOCK) return 1;
   if (n < 0) {
     emit(p, K_ERROR, 0, (int)n, 1, -1);
-    return;
+    return 0;
   }
   if (n == 0) {
     /* EOF before routing: JS closes. Stop reading so a level-triggered EOF does not repeat. */
@@ -550,10 +554,11 @@ static void read_open(pump *p, uint32_t ev) {
     s->want = 0;
     side_narrow(s);
     emit(p, K_EOF, 0, 0, 0, -1);
-    return;
+    return 0;
   }
   /* The bytes are at the start of the shared read buffer (JS's view of it: buffer()), valid during the call. */
   emit(p, K_DATA, 0, (int)n, 0, -1);
+  return n < BUFSZ;
 }
 
 /* Owned mode: one backend attempt failed; its fd is closed, the client stays for another attempt. */
@@ -626,7 +631,9 @@ static void on_side_event(side *s, uint32_t ev) {
   pump *p = s->p;
   int i = s->idx;
   unsigned gen = s->gen;
-  if (p->state == S_OPEN && i == 0 && p->reading) read_open(p, ev);
+  if (p->state == S_OPEN && i == 0 && p->reading) {
+    if (read_open(p, ev)) ev &= ~(uint32_t)EPOLLIN;
+  }
   else if (p->state == S_CONNECTING && i == 1) connect_done(p, ev);
   else if (p->state == S_PUMPING) pumping_event(p, i, ev);
   /* Still the same fd, and it reported something it does not want (level-triggered: it would repeat). */
