@@ -164,3 +164,18 @@ test('native pump: a connect made with a quiet failure epoch reports PUMP_CONNEC
     await front.close();
   }
 });
+
+test('native pump: a worker thread gets the JavaScript path (the epoll set lives on the main loop)', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const url = new URL('./native-pump.ts', import.meta.url).href;
+  const w = new Worker(
+    `import(${JSON.stringify(url)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.nativePump === null));`,
+    { eval: true },
+  );
+  const jsPath = await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  assert.equal(jsPath, true);
+});
