@@ -69,7 +69,11 @@ async function endpointHealth(key: string): Promise<{ healthy: boolean; activeCh
   );
 }
 
+/** Connections made by pod(): each ends in one connection log record. */
+let made = 0;
+
 async function pod(): Promise<string> {
+  made++;
   const r = await echoClient({ port: gw.port(443), tls: { servername: SNI, ca: ca.certPem } });
   return r.test.pod;
 }
@@ -100,6 +104,8 @@ test('endpoint B stops: marked unhealthy within a bounded wait; no connection is
   assert.equal((await endpointHealth(keyA()))?.healthy, true);
 
   const failuresBefore = await connectFailures(gw.adminUrl, keyB());
+  // Log lines come in batches (up to 250 ms late): the earlier tests' records must all be in before counting.
+  await waitUntil('earlier records logged', () => gw.connections().length >= made);
   const since = gw.connections().length;
   for (let i = 0; i < 8; i++) assert.equal(await pod(), 'pool-a');
   const records = await waitUntil('8 records', () => {

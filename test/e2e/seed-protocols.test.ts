@@ -12,7 +12,14 @@ import {
   startPostgresTls,
   startRedisTls,
 } from '../support/processes.ts';
-import { type Materialized, materializeExample, needs, runSnigate, type Snigate } from './helpers.ts';
+import {
+  type Materialized,
+  materializeExample,
+  needs,
+  runSnigate,
+  type Snigate,
+  waitUntil,
+} from './helpers.ts';
 
 const ca = createCA('e2e seed-protocols CA');
 const REDIS_SNI = 'redis.cache.svc.cluster.local';
@@ -160,12 +167,12 @@ describe('multi-cluster (443): Service + ServiceImport, 50/50', () => {
     // P(one side gets none of 40 at 50/50) = 2^-39.
     assert.ok((seen.get('app-local-0') ?? 0) > 0, JSON.stringify([...seen]));
     assert.ok((seen.get('app-remote-0') ?? 0) > 0, JSON.stringify([...seen]));
-    const backends = new Set(
-      gw
-        .connections()
-        .filter((l) => l.sni === 'app.example.com')
-        .map((l) => l.backend),
-    );
+    // Log lines come in batches (up to 250 ms late): wait for the 40 records.
+    const records = await waitUntil('40 connection records', () => {
+      const l = gw.connections().filter((c) => c.sni === 'app.example.com');
+      return l.length >= 40 && l;
+    });
+    const backends = new Set(records.map((l) => l.backend));
     assert.ok(backends.has('ServiceImport/default/app-remote:443'), JSON.stringify([...backends]));
     assert.ok(backends.has('Service/default/app-local:443'), JSON.stringify([...backends]));
   });
