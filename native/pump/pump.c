@@ -1138,7 +1138,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   return int_value(env, (int)w);
 }
 
-/* Gives the client fd to the caller (who wraps it in a net.Socket): polls closed, no more events. */
+/* Gives the client fd to the caller (who wraps it in a net.Socket): out of the epoll set, no more events. */
 static napi_value js_release(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
