@@ -243,12 +243,13 @@ export function composeEvents(...parts: Partial<DataPlaneEvents>[]): Partial<Dat
       out[name] = hooks[0]!;
       continue;
     }
-    out[name] = (...args: unknown[]) => {
+    // Two fixed parameters (no hook takes more): no rest array and spread on calls made per connection.
+    out[name] = (a?: unknown, b?: unknown) => {
       let failed = false;
       let first: unknown;
       for (const h of hooks) {
         try {
-          h(...args);
+          h(a, b);
         } catch (e) {
           if (!failed) first = e;
           failed = true;
