@@ -114,6 +114,7 @@ typedef struct side {
   int pipe_r;
   int pipe_w;
   size_t pipe_len;
+  int nosplice; /* splice was refused for this flow: read/write from then on */
   char *pend;
   size_t pend_len;
   size_t pend_off;
@@ -356,7 +357,7 @@ static void maybe_splice(side *d) {
     const char *e = getenv("SNIGATE_SPLICE");
     g_splice = e == NULL || strcmp(e, "0") != 0;
   }
-  if (!g_splice || d->pipe_r >= 0 || d->pend_len > 0) return;
+  if (!g_splice || d->nosplice || d->pipe_r >= 0 || d->pend_len > 0) return;
   int fds[2];
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return;
   fcntl(fds[1], F_SETPIPE_SZ, PIPESZ);
@@ -528,6 +529,7 @@ static int splice_read(pump *p, int i) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
       if (errno == EINVAL || errno == ENOSYS) {
         pipe_close(d);
+        d->nosplice = 1;
         return 1;
       }
       fail(p, i, -errno);

@@ -215,3 +215,33 @@ test('native pump: 8 MiB of random bytes each way at once arrive intact (bulk fl
     await be.close();
   }
 });
+
+test('native pump: a client reset in the middle of a bulk download ends the connection as client-reset', {
+  skip,
+}, async () => {
+  const be = await startRawBackend((s: net.Socket) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end(Buffer.alloc(32 << 20, 1)));
+  });
+  const plane = await startPlane(one(be.port));
+  try {
+    const c = await rawConnect(plane.port);
+    c.write(hello);
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      c.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got >= 4 << 20) {
+          c.resetAndDestroy();
+          resolve();
+        }
+      });
+    });
+    const [rec] = await plane.waitRecords(1);
+    assert.equal(rec!.end, 'client-reset', JSON.stringify(rec));
+    assert.ok(rec!.bytesOut >= 4 << 20 && rec!.bytesOut < 32 << 20, String(rec!.bytesOut));
+  } finally {
+    await plane.close();
+    await be.close();
+  }
+});
