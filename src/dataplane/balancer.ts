@@ -101,10 +101,12 @@ export class Balancer {
   }
 
   /**
-   * Where a connect retry goes after `tried` failed: another endpoint of `backend`, else (nothing was sent
-   * yet, so it is safe) an endpoint of a weight-0 fallback backend; null when none is left.
+   * Where a connect retry goes after the attempts in `tried` failed: another endpoint of `backend`, else
+   * (nothing was sent yet, so it is safe) an endpoint of a weight-0 fallback backend; null when none is left
+   * or the backend's connectRetries are used up.
    */
   retryEndpoint(backend: Backend, tried: readonly string[]): (PickedEndpoint & { backend: Backend }) | null {
+    if (tried.length > backend.policy.connectRetries) return null;
     const next = this.nextEndpoint(backend, tried);
     if (next !== null) return { ...next, backend };
     return this.fallbackEndpoint(tried);

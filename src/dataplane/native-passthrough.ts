@@ -220,9 +220,8 @@ export class NativePassthrough {
   #connectFailed(code: string): void {
     this.#health.reportFailure(this.endpoint, this.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
     this.#events.connectFailed(this.endpoint, code);
-    const tried = (this.#tried ??= [this.endpoint]);
-    if (this.#forced === null && tried.length <= this.backend.policy.connectRetries) {
-      const next = this.#balancer.retryEndpoint(this.backend, tried);
+    if (this.#forced === null) {
+      const next = this.#balancer.retryEndpoint(this.backend, (this.#tried ??= [this.endpoint]));
       if (next !== null) {
         this.backend = next.backend;
         this.#connect(next);

@@ -396,11 +396,7 @@ export class Passthrough {
     const o = this.#o;
     o.health.reportFailure(this.endpoint, this.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
     o.events.connectFailed(this.endpoint, code);
-    if (
-      this.#forced === null &&
-      !this.#clientClosed &&
-      this.#tried.length <= this.backend.policy.connectRetries
-    ) {
+    if (this.#forced === null && !this.#clientClosed) {
       const next = o.balancer.retryEndpoint(this.backend, this.#tried);
       if (next !== null) {
         this.backend = next.backend;
