@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds native/pump/build/pump.node, the optional splice-free byte pump for established passthrough
-# connections (Node-API + libuv, its own epoll set). Never fails the install: without a compiler or headers the
+# Builds native/pump/build/pump.node, the optional native byte pump for passthrough connections (Node-API +
+# libuv, its own epoll set, splice for bulk flows). Never fails the install: without a compiler or headers the
 # data plane uses its JavaScript pump (src/dataplane/native-pump.ts picks automatically).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
