@@ -1,5 +1,6 @@
 /** The preamble path on real sockets: rejects, deadline, size cap, PROXY in, Postgres SSLRequest, tcp binds, limits. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { before, test } from 'node:test';
 import tls from 'node:tls';
 import { createCA, type TestCA } from '../../test/support/certs.ts';
@@ -83,6 +84,37 @@ test('non-TLS bytes are closed as not-tls', async () => {
     assert.equal(r.end, 'not-tls');
   } finally {
     await p.close();
+  }
+});
+
+test('a client that closes or resets before sending anything: client-closed / client-reset, no backend contacted', async () => {
+  const be = await startRawBackend();
+  const p = await startPlane(table(be.port));
+  try {
+    // A child connects and ends (FIN) or resets 10 connections while this process's loop is blocked in
+    // spawnSync: the FIN or RST is already there when the gateway accepts and first reads.
+    const script = `const net = require('node:net'); let left = 10;
+      for (let i = 0; i < 10; i++) {
+        const s = net.connect(${p.port}, '127.0.0.1', () => {
+          if (i % 2 === 0) s.end(); else s.resetAndDestroy();
+          if (--left === 0) setTimeout(() => process.exit(0), 50);
+        });
+        s.on('error', () => {});
+      }`;
+    const r = spawnSync(process.execPath, ['-e', script], { timeout: 10_000 });
+    assert.equal(r.status, 0, String(r.stderr));
+    const records = await p.waitRecords(10);
+    const ends = records.map((x) => `${x.end} ${x.detail ?? ''}`.trim());
+    assert.equal(
+      ends.filter((e) => e === 'client-closed eof before routing').length,
+      5,
+      JSON.stringify(ends),
+    );
+    assert.equal(ends.filter((e) => e.startsWith('client-reset')).length, 5, JSON.stringify(ends));
+    assert.equal(be.sockets.length, 0, 'a backend was contacted');
+  } finally {
+    await p.close();
+    await be.close();
   }
 });
 
