@@ -108,8 +108,14 @@ interface CompiledListener {
   routeless: boolean;
 }
 
-export function routeKey(listenerId: string, route: SniRoute): string {
-  return `${listenerId}|${route.route.kind}/${route.route.namespace}/${route.route.name}`;
+/** `Kind/namespace/name` of a route, as logged and counted. */
+function routeName(route: SniRoute): string {
+  return `${route.route.kind}/${route.route.namespace}/${route.route.name}`;
+}
+
+/** What a connection's routeKey is compared with on a swap (the one place that spells its format). */
+export function routeKey(listenerId: string, route: SniRoute, name = routeName(route)): string {
+  return `${listenerId}|${name}`;
 }
 
 export interface RouteNames {
@@ -129,9 +135,8 @@ const names = new WeakMap<SniRoute, RouteNames>();
 export function routeNames(listenerId: string, route: SniRoute): RouteNames {
   let n = names.get(route);
   if (n === undefined || n.listenerId !== listenerId) {
-    const r = route.route;
-    const name = `${r.kind}/${r.namespace}/${r.name}`;
-    n = { listenerId, key: `${listenerId}|${name}`, name };
+    const name = routeName(route);
+    n = { listenerId, key: routeKey(listenerId, route, name), name };
     names.set(route, n);
   }
   return n;
