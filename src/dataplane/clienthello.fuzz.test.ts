@@ -4,7 +4,18 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ClientHelloReader, type HelloResult, normalizeSni, parseClientHello } from './clienthello.ts';
-import { alpnExt, frame, sniExt, synthHello, unframe, versionsExt } from './testdata/tls-builder.ts';
+import { referenceParseBody } from './testdata/clienthello-reference.ts';
+import {
+  alpnExt,
+  defaultPrefix,
+  type Extension,
+  frame,
+  joinHello,
+  sniExt,
+  synthHello,
+  unframe,
+  versionsExt,
+} from './testdata/tls-builder.ts';
 
 const RUNS = 2000;
 const fixtures = ['openssl-3.0-hello.bin', 'node-24-hello.bin', 'curl-hello.bin'].map((f) =>
@@ -187,5 +198,80 @@ describe('normalizeSni', () => {
     );
     for (const s of ['Example.COM.', '1.2.3.4', 'a-.b', '-a.b', 'a..b', '.', 'x.y1', 'x.123', 'a'.repeat(64)])
       assert.equal(normalizeSni(Buffer.from(s)), referenceNormalizeSni(Buffer.from(s)), s);
+  });
+});
+
+/** What parseClientHello must say about a handshake message, per the Cursor-based reference parser. */
+function referenceResult(hs: Buffer): HelloResult {
+  const r = referenceParseBody(hs.subarray(4));
+  return r.ok ? { status: 'ok', hello: r.hello } : { status: 'error', reason: 'malformed', detail: r.detail };
+}
+
+/** A handshake message (type 1, 24-bit length) around an arbitrary body. */
+function handshake(body: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.from([1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]),
+    body,
+  ]);
+}
+
+describe('ClientHello body parser agrees with the reference parser', () => {
+  const typeArb = fc.oneof(fc.constantFrom(0, 16, 43, 0xfe0d, 51, 10), fc.integer({ min: 0, max: 0xffff }));
+  const dataArb = fc.oneof(
+    fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
+    fc.domain().map((d) => sniExt(d).data),
+    fc
+      .array(fc.string({ unit: 'binary-ascii', maxLength: 10 }), { maxLength: 4 })
+      .map((a) => alpnExt(a).data),
+    fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 4 }).map((v) => versionsExt(v).data),
+  );
+  const extArb: fc.Arbitrary<Extension> = fc.record({ type: typeArb, data: dataArb });
+
+  it('on synthetic extension lists (duplicates, bad lengths, unknown types), mutated or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(extArb, { maxLength: 8 }),
+        fc.integer({ min: 0, max: 33 }),
+        fc.array(mutationArb, { maxLength: 3 }),
+        (exts, sid, muts) => {
+          const hs = joinHello({ prefix: defaultPrefix(sid), extensions: exts });
+          const body = mutate(hs.subarray(4), muts);
+          const msg = handshake(body);
+          assert.deepEqual(parseClientHello(frame(msg)), referenceResult(msg));
+        },
+      ),
+      { numRuns: RUNS * 5 },
+    );
+  });
+
+  it('on mutated real hellos and on random bodies', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc
+            .record({ i: fc.nat(fixtures.length - 1), muts: fc.array(mutationArb, { maxLength: 4 }) })
+            .map(({ i, muts }) => mutate(unframe(fixtures[i]!).subarray(4), muts)),
+          fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from([3, 3, ...u])),
+        ),
+        (body) => {
+          const msg = handshake(body);
+          assert.deepEqual(parseClientHello(frame(msg)), referenceResult(msg));
+        },
+      ),
+      { numRuns: RUNS * 2 },
+    );
+  });
+
+  it('finds a duplicate 16k extensions apart, and forgets the types of the previous hello', () => {
+    const many = Array.from({ length: 16_000 }, (_, i) => ({ type: 100 + i, data: Buffer.alloc(0) }));
+    const dup = joinHello({
+      prefix: defaultPrefix(),
+      extensions: [...many, { type: 100, data: Buffer.alloc(0) }],
+    });
+    const r = parseClientHello(frame(dup), 1 << 20);
+    assert.deepEqual(r, { status: 'error', reason: 'malformed', detail: 'duplicate extension 100' });
+    // The same types again, once each, in a later hello: not duplicates.
+    const again = parseClientHello(frame(joinHello({ prefix: defaultPrefix(), extensions: many })), 1 << 20);
+    assert.equal(again.status, 'ok');
   });
 });

@@ -47,67 +47,27 @@ function fail(reason: HelloError, detail: string): HelloResult {
   return { status: 'error', reason, detail };
 }
 
-/** Bounds-checked cursor: reads past the end return -1/null instead of throwing. */
-class Cursor {
-  private pos: number;
-  private readonly end: number;
-  private readonly buf: Buffer;
-
-  constructor(buf: Buffer, start = 0, end = buf.length) {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
-  }
-
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-
-  u8(): number {
-    if (this.remaining < 1) return -1;
-    return this.buf[this.pos++]!;
-  }
-
-  u16(): number {
-    if (this.remaining < 2) return -1;
-    const v = (this.buf[this.pos]! << 8) | this.buf[this.pos + 1]!;
-    this.pos += 2;
-    return v;
-  }
-
-  take(n: number): Buffer | null {
-    if (n < 0 || this.remaining < n) return null;
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-
-  /** A sub-cursor over a vector prefixed by a `lenBytes`-byte length. */
-  vec(lenBytes: 1 | 2): Cursor | null {
-    const len = lenBytes === 1 ? this.u8() : this.u16();
-    if (len < 0 || this.remaining < len) return null;
-    const sub = new Cursor(this.buf, this.pos, this.pos + len);
-    this.pos += len;
-    return sub;
-  }
-}
-
 /**
  * The name must be something a Gateway API hostname could match (RFC 1123 LDH labels: 1-63 of a-z, 0-9 and
  * '-', not starting or ending with '-'; one trailing dot allowed): anything else (IP literals, wildcards, NULs,
  * non-ASCII) is refused rather than routed. One pass over the bytes, one string made (every connection runs it).
  */
 export function normalizeSni(raw: Buffer): string | null {
-  let n = raw.length;
+  return normalizeSniAt(raw, 0, raw.length);
+}
+
+/** normalizeSni over raw[start, end): no view made per connection. */
+function normalizeSniAt(raw: Buffer, start: number, end: number): string | null {
+  let n = end - start;
   if (n === 0 || n > 254) return null;
-  if (raw[n - 1] === 0x2e) n--;
+  if (raw[start + n - 1] === 0x2e) n--;
   if (n === 0 || n > 253) return null;
   let label = 0;
   let upper = false;
   let dashLast = false;
   let digitsOnly = true;
   for (let i = 0; i < n; i++) {
-    let b = raw[i]!;
+    let b = raw[start + i]!;
     if (b === 0x2e) {
       if (label === 0 || dashLast) return null;
       label = 0;
@@ -128,71 +88,121 @@ export function normalizeSni(raw: Buffer): string | null {
   }
   // A numeric top label means an IPv4 literal (RFC 6066 §3 forbids literals in host_name).
   if (dashLast || digitsOnly) return null;
-  const name = raw.toString('latin1', 0, n);
+  const name = raw.toString('latin1', start, start + n);
   return upper ? name.toLowerCase() : name;
 }
 
-type Parsed = { ok: true; hello: ClientHello } | { ok: false; detail: string };
+/**
+ * Duplicate extensions are found with one stamp per extension type: a hello of 64 KiB can carry 16k empty
+ * extensions, and a list searched per extension cost ~100 ms of event loop for one such hello. The stamp of
+ * the current parse marks a type as seen, so nothing is cleared between hellos (parsing is synchronous).
+ */
+const seenStamp = new Uint32Array(65536);
+let stamp = 0;
 
-function bad(detail: string): Parsed {
-  return { ok: false, detail };
+function nextStamp(): number {
+  if (stamp === 0xffffffff) {
+    seenStamp.fill(0);
+    stamp = 0;
+  }
+  return ++stamp;
 }
 
-function parseServerName(c: Cursor): { sni: string } | { error: string } {
-  const list = c.vec(2);
-  if (list === null || c.remaining !== 0) return { error: 'server_name: bad list length' };
-  if (list.remaining === 0) return { error: 'server_name: empty list' };
+const HTTP11 = Buffer.from('http/1.1', 'latin1');
+
+/** Common protocol names share one string instead of one per connection. */
+function alpnName(b: Buffer, start: number, len: number): string {
+  if (len === 2 && b[start] === 0x68 && b[start + 1] === 0x32) return 'h2';
+  if (len === 8) {
+    let i = 0;
+    while (i < 8 && b[start + i] === HTTP11[i]) i++;
+    if (i === 8) return 'http/1.1';
+  }
+  return b.toString('latin1', start, start + len);
+}
+
+/** server_name extension data in b[p, e): the normalized host_name, or an error detail prefixed '!'. */
+function parseServerName(b: Buffer, p: number, e: number): string {
+  if (e - p < 2) return '!server_name: bad list length';
+  const len = (b[p]! << 8) | b[p + 1]!;
+  p += 2;
+  if (len !== e - p) return '!server_name: bad list length';
+  if (len === 0) return '!server_name: empty list';
   let sni: string | null = null;
-  while (list.remaining > 0) {
-    const type = list.u8();
-    const name = list.take(list.u16());
-    if (type < 0 || name === null) return { error: 'server_name: truncated entry' };
+  while (p < e) {
+    const type = b[p++]!;
+    if (e - p < 2) return '!server_name: truncated entry';
+    const n = (b[p]! << 8) | b[p + 1]!;
+    p += 2;
+    if (e - p < n) return '!server_name: truncated entry';
+    const at = p;
+    p += n;
     if (type !== 0) continue; // unknown name types are skipped, as Go and OpenSSL do
-    if (sni !== null) return { error: 'server_name: more than one host_name' };
-    const normalized = normalizeSni(name);
-    if (normalized === null) return { error: 'server_name: not a valid DNS hostname' };
+    if (sni !== null) return '!server_name: more than one host_name';
+    const normalized = normalizeSniAt(b, at, at + n);
+    if (normalized === null) return '!server_name: not a valid DNS hostname';
     sni = normalized;
   }
-  if (sni === null) return { error: 'server_name: no host_name entry' };
-  return { sni };
+  return sni ?? '!server_name: no host_name entry';
 }
 
-function parseAlpn(c: Cursor): string[] | string {
-  const list = c.vec(2);
-  if (list === null || c.remaining !== 0) return 'alpn: bad list length';
-  if (list.remaining === 0) return 'alpn: empty list';
-  const out: string[] = [];
-  while (list.remaining > 0) {
-    const name = list.take(list.u8());
-    if (name === null) return 'alpn: truncated protocol name';
-    if (name.length === 0) return 'alpn: empty protocol name';
-    out.push(name.toString('latin1'));
+/**
+ * ALPN extension data in b[p, e): the protocol names, or an error detail. Checked and counted first, so the
+ * array is made at its size (a pushed-to array grows a 17-slot store, kept as long as the connection).
+ */
+function parseAlpn(b: Buffer, p: number, e: number): string[] | string {
+  if (e - p < 2) return 'alpn: bad list length';
+  const len = (b[p]! << 8) | b[p + 1]!;
+  p += 2;
+  if (len !== e - p) return 'alpn: bad list length';
+  if (len === 0) return 'alpn: empty list';
+  let count = 0;
+  for (let q = p; q < e; count++) {
+    const n = b[q++]!;
+    if (e - q < n) return 'alpn: truncated protocol name';
+    if (n === 0) return 'alpn: empty protocol name';
+    q += n;
+  }
+  const out = new Array<string>(count);
+  for (let i = 0; i < count; i++) {
+    const n = b[p++]!;
+    out[i] = alpnName(b, p, n);
+    p += n;
   }
   return out;
 }
 
-function parseSupportedVersions(c: Cursor): number[] | string {
-  const list = c.vec(1);
-  if (list === null || c.remaining !== 0) return 'supported_versions: bad list length';
-  if (list.remaining < 2 || list.remaining % 2 !== 0) return 'supported_versions: bad list length';
-  const out: number[] = [];
-  while (list.remaining > 0) out.push(list.u16());
+function parseSupportedVersions(b: Buffer, p: number, e: number): number[] | string {
+  if (e - p < 1) return 'supported_versions: bad list length';
+  const len = b[p++]!;
+  if (len !== e - p || len < 2 || len % 2 !== 0) return 'supported_versions: bad list length';
+  const out = new Array<number>(len >> 1);
+  for (let i = 0; p < e; p += 2) out[i++] = (b[p]! << 8) | b[p + 1]!;
   return out;
 }
 
-/** Parse a complete ClientHello body (after the 4-byte handshake header). */
-function parseBody(body: Buffer): Parsed {
-  const c = new Cursor(body);
-  const legacyVersion = c.u16();
-  if (legacyVersion < 0) return bad('truncated legacy_version');
-  if (legacyVersion >> 8 !== 3) return bad(`unsupported legacy_version 0x${legacyVersion.toString(16)}`);
-  if (c.take(32) === null) return bad('truncated random');
-  const sessionId = c.vec(1);
-  if (sessionId === null || sessionId.remaining > 32) return bad('bad legacy_session_id');
-  const suites = c.vec(2);
-  if (suites === null || suites.remaining < 2 || suites.remaining % 2 !== 0) return bad('bad cipher_suites');
-  const compression = c.vec(1);
-  if (compression === null || compression.remaining < 1) return bad('bad compression_methods');
+/**
+ * Parses a complete ClientHello body, b[s, e) (after the 4-byte handshake header), in place: offsets only,
+ * no views or cursor objects. Returns the hello or an error detail.
+ */
+function parseBody(b: Buffer, s: number, e: number): ClientHello | string {
+  let p = s;
+  if (e - p < 2) return 'truncated legacy_version';
+  const legacyVersion = (b[p]! << 8) | b[p + 1]!;
+  p += 2;
+  if (legacyVersion >> 8 !== 3) return `unsupported legacy_version 0x${legacyVersion.toString(16)}`;
+  if (e - p < 32) return 'truncated random';
+  p += 32;
+  let len = p < e ? b[p++]! : -1;
+  if (len < 0 || e - p < len || len > 32) return 'bad legacy_session_id';
+  p += len;
+  len = e - p >= 2 ? (b[p]! << 8) | b[p + 1]! : -1;
+  if (len >= 0) p += 2;
+  if (len < 0 || e - p < len || len < 2 || len % 2 !== 0) return 'bad cipher_suites';
+  p += len;
+  len = p < e ? b[p++]! : -1;
+  if (len < 0 || e - p < len || len < 1) return 'bad compression_methods';
+  p += len;
 
   const hello: ClientHello = {
     sni: null,
@@ -200,40 +210,45 @@ function parseBody(body: Buffer): Parsed {
     legacyVersion,
     supportedVersions: [],
     hasEch: false,
-    size: body.length + HANDSHAKE_HEADER,
+    size: e - s + HANDSHAKE_HEADER,
   };
   // Extensions are optional before TLS 1.3: a hello may end right after compression_methods.
-  if (c.remaining === 0) return { ok: true, hello };
-  const exts = c.vec(2);
-  if (exts === null) return bad('bad extensions length');
-  if (c.remaining !== 0) return bad('trailing bytes after extensions');
+  if (p === e) return hello;
+  if (e - p < 2) return 'bad extensions length';
+  len = (b[p]! << 8) | b[p + 1]!;
+  p += 2;
+  if (e - p < len) return 'bad extensions length';
+  if (e - p !== len) return 'trailing bytes after extensions';
 
-  // A hello carries a few dozen extensions at most: a linear scan beats hashing them into a Set.
-  const seen: number[] = [];
-  while (exts.remaining > 0) {
-    const type = exts.u16();
-    const data = exts.vec(2);
-    if (type < 0 || data === null) return bad('truncated extension');
+  const mark = nextStamp();
+  while (p < e) {
+    if (e - p < 4) return 'truncated extension';
+    const type = (b[p]! << 8) | b[p + 1]!;
+    const dl = (b[p + 2]! << 8) | b[p + 3]!;
+    p += 4;
+    if (e - p < dl) return 'truncated extension';
+    const de = p + dl;
     // Duplicates are illegal (RFC 8446 §4.2) and would let two parsers disagree on the SNI.
-    if (seen.includes(type)) return bad(`duplicate extension ${type}`);
-    seen.push(type);
+    if (seenStamp[type] === mark) return `duplicate extension ${type}`;
+    seenStamp[type] = mark;
     if (type === EXT_SERVER_NAME) {
-      const r = parseServerName(data);
-      if ('error' in r) return bad(r.error);
-      hello.sni = r.sni;
+      const r = parseServerName(b, p, de);
+      if (r.charCodeAt(0) === 0x21) return r.slice(1);
+      hello.sni = r;
     } else if (type === EXT_ALPN) {
-      const r = parseAlpn(data);
-      if (typeof r === 'string') return bad(r);
+      const r = parseAlpn(b, p, de);
+      if (typeof r === 'string') return r;
       hello.alpn = r;
     } else if (type === EXT_SUPPORTED_VERSIONS) {
-      const r = parseSupportedVersions(data);
-      if (typeof r === 'string') return bad(r);
+      const r = parseSupportedVersions(b, p, de);
+      if (typeof r === 'string') return r;
       hello.supportedVersions = r;
     } else if (type === EXT_ECH) {
       hello.hasEch = true;
     }
+    p = de;
   }
-  return { ok: true, hello };
+  return hello;
 }
 
 /**
@@ -245,18 +260,20 @@ function parseBody(body: Buffer): Parsed {
 export class ClientHelloReader {
   readonly maxBytes: number;
   readonly maxRecords: number;
-  private chunks: Buffer[] = [];
+  /** Every chunk pushed (for bytes()); one chunk, the usual case, is kept without an array. */
+  private chunk: Buffer | null = null;
+  private chunks: Buffer[] | null = null;
   private total = 0;
   private result: HelloResult = NEED_MORE;
 
-  // Record framing state.
-  private readonly recHeader = new Uint8Array(RECORD_HEADER);
+  // Record framing state (the byte-by-byte path only: a hello in one record never needs it).
+  private recHeader: Uint8Array | null = null;
   private recHeaderFill = 0;
   private recRemaining = 0;
   private records = 0;
 
   // Handshake reassembly state.
-  private readonly hsHeader = new Uint8Array(HANDSHAKE_HEADER);
+  private hsHeader: Uint8Array | null = null;
   private hsHeaderFill = 0;
   private body: Buffer | null = null;
   private bodyFill = 0;
@@ -272,19 +289,25 @@ export class ClientHelloReader {
 
   /** Every byte pushed so far, in order (to replay to a passthrough backend or unshift into a TLSSocket). */
   bytes(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.total)];
-    return this.chunks[0] ?? Buffer.alloc(0);
+    if (this.chunks !== null) {
+      this.chunk = Buffer.concat(this.chunks, this.total);
+      this.chunks = null;
+    }
+    return this.chunk ?? Buffer.alloc(0);
   }
 
   /** Copies the chunks kept for bytes(): the caller's buffers may be views it is about to reuse. */
   own(): void {
-    this.chunks = this.chunks.map((c) => Buffer.from(c));
+    if (this.chunks !== null) this.chunks = this.chunks.map((c) => Buffer.from(c));
+    else if (this.chunk !== null) this.chunk = Buffer.from(this.chunk);
   }
 
   push(chunk: Buffer): HelloResult {
     if (chunk.length === 0) return this.result;
     const first = this.total === 0;
-    this.chunks.push(chunk);
+    if (this.chunk === null) this.chunk = chunk;
+    else if (this.chunks === null) this.chunks = [this.chunk, chunk];
+    else this.chunks.push(chunk);
     this.total += chunk.length;
     if (this.result.status !== 'need-more') return this.result;
     try {
@@ -313,7 +336,7 @@ export class ClientHelloReader {
       return null;
     }
     this.records = 1;
-    return this.finish(chunk.subarray(RECORD_HEADER + HANDSHAKE_HEADER, end));
+    return this.finish(chunk, RECORD_HEADER + HANDSHAKE_HEADER, end);
   }
 
   private consume(chunk: Buffer): HelloResult {
@@ -322,7 +345,7 @@ export class ClientHelloReader {
       if (this.recRemaining === 0) {
         // Read the record header byte by byte so 'not-tls' is decided from the first byte.
         const b = chunk[off++]!;
-        this.recHeader[this.recHeaderFill++] = b;
+        (this.recHeader ??= new Uint8Array(RECORD_HEADER))[this.recHeaderFill++] = b;
         const r = this.checkRecordHeaderByte();
         if (r !== null) return r;
         continue;
@@ -337,7 +360,7 @@ export class ClientHelloReader {
   }
 
   private checkRecordHeaderByte(): HelloResult | null {
-    const h = this.recHeader;
+    const h = this.recHeader!;
     const first = this.records === 0;
     switch (this.recHeaderFill) {
       case 1:
@@ -376,18 +399,18 @@ export class ClientHelloReader {
     let off = start;
     while (this.body === null && off < end) {
       const b = chunk[off++]!;
-      this.hsHeader[this.hsHeaderFill++] = b;
+      const hs = (this.hsHeader ??= new Uint8Array(HANDSHAKE_HEADER));
+      hs[this.hsHeaderFill++] = b;
       if (this.hsHeaderFill === 1 && b !== HANDSHAKE_CLIENT_HELLO) {
         return fail('not-client-hello', `handshake type ${b} is not ClientHello`);
       }
       if (this.hsHeaderFill === HANDSHAKE_HEADER) {
-        const hs = this.hsHeader;
         const len = (hs[1]! << 16) | (hs[2]! << 8) | hs[3]!;
         if (len + HANDSHAKE_HEADER > this.maxBytes) {
           return fail('too-large', `ClientHello of ${len + HANDSHAKE_HEADER} bytes exceeds ${this.maxBytes}`);
         }
         this.body = Buffer.alloc(len);
-        if (len === 0) return this.finish(this.body);
+        if (len === 0) return this.finish(this.body, 0, 0);
       }
     }
     if (this.body === null || off >= end) return null;
@@ -395,12 +418,12 @@ export class ClientHelloReader {
     chunk.copy(this.body, this.bodyFill, off, off + n);
     this.bodyFill += n;
     // Bytes after the ClientHello (a later record, early data) are kept in bytes() but not inspected.
-    return this.bodyFill === this.body.length ? this.finish(this.body) : null;
+    return this.bodyFill === this.body.length ? this.finish(this.body, 0, this.body.length) : null;
   }
 
-  private finish(body: Buffer): HelloResult {
-    const p = parseBody(body);
-    return p.ok ? { status: 'ok', hello: p.hello } : fail('malformed', p.detail);
+  private finish(b: Buffer, start: number, end: number): HelloResult {
+    const p = parseBody(b, start, end);
+    return typeof p === 'string' ? fail('malformed', p) : { status: 'ok', hello: p };
   }
 }
 
