@@ -26,6 +26,8 @@ const PREAMBLES: ReadonlyArray<readonly [Buffer, PgPreamble]> = [
  * nothing for the check.
  */
 export function classifyPostgresPreamble(buf: Buffer): PgPreamble {
+  // Every preamble starts with a zero length byte; a TLS record with 0x16: one comparison per connection.
+  if (buf.length > 0 && buf[0] !== 0) return 'not-postgres';
   const n = Math.min(buf.length, 8);
   let candidate = false;
   for (const [magic, kind] of PREAMBLES) {
