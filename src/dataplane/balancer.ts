@@ -14,9 +14,14 @@ export type Pick =
   | ({ backend: Backend; reject?: undefined } & PickedEndpoint)
   | { backend?: Backend; reject: BackendReject; reason: string };
 
+/** An endpoint with its backend: made once per endpoint and shared by every pick (never mutated). */
+type EndpointPick = PickedEndpoint & { backend: Backend; reject?: undefined };
+
 interface CompiledBackend {
   backend: Backend;
   keys: string[];
+  /** Parallel to keys: what a pick of endpoint i returns, so a pick allocates nothing. */
+  picks: EndpointPick[];
   cursor: number;
 }
 
@@ -45,7 +50,11 @@ export class Balancer {
     // on the weight-0 backend itself: either side can turn the fallback off (and `snigate explain` says so).
     const weightedAllowFallback = set.backends.every((b) => b.weight === 0 || b.policy.fallback);
     for (const backend of set.backends) {
-      const cb: CompiledBackend = { backend, keys: backend.endpoints.map(endpointKey), cursor: 0 };
+      const keys = backend.endpoints.map(endpointKey);
+      const picks = backend.endpoints.map(
+        (endpoint, i): EndpointPick => ({ backend, endpoint, key: keys[i]! }),
+      );
+      const cb: CompiledBackend = { backend, keys, picks, cursor: 0 };
       this.#byBackend.set(backend, cb);
       if (backend.weight > 0) {
         total += backend.weight;
@@ -74,18 +83,20 @@ export class Balancer {
         reason: this.#byBackend.size === 0 ? 'no backends' : 'all backend weights are 0',
       };
     }
-    const r = this.#random() * this.#total;
     const cum = this.#cumulative;
     let i = 0;
-    while (i < cum.length - 1 && r >= cum[i]!) i++;
+    if (cum.length > 1) {
+      const r = this.#random() * this.#total;
+      while (i < cum.length - 1 && r >= cum[i]!) i++;
+    }
     return this.#pickIn(this.#weighted[i]!);
   }
 
   /** Another endpoint of `backend` for a connect retry, healthy ones first; null when all were tried. */
-  nextEndpoint(backend: Backend, excluding: readonly string[]): PickedEndpoint | null {
+  nextEndpoint(backend: Backend, excluding: readonly string[]): EndpointPick | null {
     const cb = this.#byBackend.get(backend);
     if (cb === undefined) return null;
-    let fallback: PickedEndpoint | null = null;
+    let fallback: EndpointPick | null = null;
     const n = cb.keys.length;
     for (let j = 0; j < n; j++) {
       const idx = (cb.cursor + j) % n;
@@ -93,9 +104,9 @@ export class Balancer {
       if (excluding.includes(key)) continue;
       if (this.#health.isHealthy(key)) {
         cb.cursor = (idx + 1) % n;
-        return { endpoint: backend.endpoints[idx]!, key };
+        return cb.picks[idx]!;
       }
-      fallback ??= { endpoint: backend.endpoints[idx]!, key };
+      fallback ??= cb.picks[idx]!;
     }
     return fallback;
   }
@@ -107,19 +118,17 @@ export class Balancer {
    */
   retryEndpoint(backend: Backend, tried: readonly string[]): (PickedEndpoint & { backend: Backend }) | null {
     if (tried.length > backend.policy.connectRetries) return null;
-    const next = this.nextEndpoint(backend, tried);
-    if (next !== null) return { ...next, backend };
-    return this.fallbackEndpoint(tried);
+    return this.nextEndpoint(backend, tried) ?? this.fallbackEndpoint(tried);
   }
 
   /** An endpoint of a weight-0 fallback backend not tried yet, healthy ones first (connect retries). */
-  fallbackEndpoint(excluding: readonly string[]): (PickedEndpoint & { backend: Backend }) | null {
-    let spare: (PickedEndpoint & { backend: Backend }) | null = null;
+  fallbackEndpoint(excluding: readonly string[]): EndpointPick | null {
+    let spare: EndpointPick | null = null;
     for (const cb of this.#fallback) {
       for (let i = 0; i < cb.keys.length; i++) {
         const key = cb.keys[i]!;
         if (excluding.includes(key)) continue;
-        const ep = { backend: cb.backend, endpoint: cb.backend.endpoints[i]!, key };
+        const ep = cb.picks[i]!;
         if (this.#health.isHealthy(key)) return ep;
         spare ??= ep;
       }
@@ -137,12 +146,12 @@ export class Balancer {
       const idx = (start + j) % n;
       if (this.#health.isHealthy(cb.keys[idx]!)) {
         cb.cursor = (idx + 1) % n;
-        return { backend, endpoint: backend.endpoints[idx]!, key: cb.keys[idx]! };
+        return cb.picks[idx]!;
       }
     }
     // Fail-open: every endpoint is marked down, trying one beats rejecting for sure.
     cb.cursor = (start + 1) % n;
-    return { backend, endpoint: backend.endpoints[start]!, key: cb.keys[start]! };
+    return cb.picks[start]!;
   }
 
   #anyWeightedHealthy(): boolean {
