@@ -356,9 +356,9 @@ export class Connection {
     const reader = this.#reader!;
     const hello = reader.hello;
     if (hello !== null) {
-      // Not the parsed hello itself: its arrays were grown by push (~150 bytes each) and held per connection.
+      // Not the parsed hello itself: only these two are kept for the record (the ALPN array is made at its size).
       this.#sni = hello.sni;
-      this.#alpn = hello.alpn.slice();
+      this.#alpn = hello.alpn;
     }
     this.#proxyIn = reader.proxy;
     const state = this.#rt.state;

@@ -93,8 +93,9 @@ export class LiveTraffic
   readonly #now: () => number;
   readonly #binds = new Map<string, BindCounters>();
   readonly #routes = new Map<string, Counters>();
-  /** Key `route\0backend`. */
-  readonly #backends = new Map<string, Counters>();
+  /** Route, then backend: no key string is built per connection. */
+  readonly #backends = new Map<string, Map<string, Counters>>();
+  #backendKeys = 0;
   readonly #reasons = new Map<EndReason, number>();
 
   constructor(opts: LiveTrafficOptions = {}) {
@@ -139,7 +140,7 @@ export class LiveTraffic
       const c = counter(this.#routes, r.route);
       if (c.open > 0) c.open--;
       add(c, r, failed, now);
-      if (r.backend !== null) add(counter(this.#backends, `${r.route}\0${r.backend}`), r, failed, now);
+      if (r.backend !== null) add(this.#backendCounter(r.route, r.backend), r, failed, now);
     }
     if (failed) {
       this.#reasons.set(r.end, (this.#reasons.get(r.end) ?? 0) + 1);
@@ -185,8 +186,29 @@ export class LiveTraffic
   }
 
   backend(route: string, backend: string): Counters | null {
-    const c = this.#backends.get(`${route}\0${backend}`);
+    const c = this.#backends.get(route)?.get(backend);
     return c === undefined ? null : { ...c };
+  }
+
+  /** As counter(), over the (route, backend) pairs: past MAX_KEYS pairs, new ones share one (other) entry. */
+  #backendCounter(route: string, backend: string): Counters {
+    const c = this.#backends.get(route)?.get(backend);
+    if (c !== undefined) return c;
+    const full = this.#backendKeys >= MAX_KEYS;
+    const r = full ? OTHER : route;
+    const b = full ? OTHER : backend;
+    let inner = this.#backends.get(r);
+    if (inner === undefined) {
+      inner = new Map();
+      this.#backends.set(r, inner);
+    }
+    let out = inner.get(b);
+    if (out === undefined) {
+      out = newCounters();
+      inner.set(b, out);
+      this.#backendKeys++;
+    }
+    return out;
   }
 
   routes(): ({ route: string } & Counters)[] {
