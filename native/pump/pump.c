@@ -187,6 +187,9 @@ static struct {
   long watched; /* fds in the set: the loop is kept alive while there are any, as uv_poll handles did */
 } R; /* R.loop is NULL until the set is made */
 
+static void batch_open(napi_env env);
+static void batch_close(napi_env env);
+
 #define TAG_PTR_BITS 48
 
 static uint64_t side_tag(const side *s) {
@@ -214,12 +217,16 @@ static void on_reactor(uv_poll_t *h, int status, int events) {
   int n;
   do n = epoll_wait(R.epfd, evs, 128, 0);
   while (n < 0 && errno == EINTR);
+  if (n <= 0) return;
   for (int k = 0; k < n; k++) tag_side(evs[k].data.u64)->p->refs++;
+  napi_env env = tag_side(evs[0].data.u64)->p->env;
+  batch_open(env);
   for (int k = 0; k < n; k++) {
     side *s = tag_side(evs[k].data.u64);
     if ((unsigned)(evs[k].data.u64 >> TAG_PTR_BITS) != (s->gen & 0xffff) || s->fd < 0 || s->reg < 0) continue;
     on_side_event(s, evs[k].events);
   }
+  batch_close(env);
   /* Narrowed last: a connection that ended in this batch has closed its fds, and needs no epoll_ctl. */
   for (int k = 0; k < n; k++) {
     side *s = tag_side(evs[k].data.u64);
@@ -391,13 +398,68 @@ static void stop(pump *p, int reset) {
 }
 
 /*
- * Calls a JS function from a libuv callback (MakeCallback then runs ticks and microtasks). A throw is an
- * uncaught exception, as from any other event; `stop_first` (if set) is stopped before it is raised.
- * Returns 0, or -1 when the callback threw.
+ * One callback scope per batch of events (a reactor wake, an accept loop): the calls into JS inside it are
+ * plain function calls, and ticks and microtasks run once when the batch ends, instead of a MakeCallback
+ * (async context switch, tick and microtask checkpoint) around every call. Main thread only, like R.
+ */
+static struct {
+  napi_env env;
+  napi_async_context ctx;
+  napi_ref resource;
+  napi_handle_scope hs;
+  napi_callback_scope cs; /* NULL outside a batch, or when opening it failed (then MakeCallback per call) */
+  int depth;
+} B;
+
+static void batch_cleanup(void *arg) {
+  (void)arg;
+  if (B.env == NULL) return;
+  napi_async_destroy(B.env, B.ctx);
+  napi_delete_reference(B.env, B.resource);
+  B.env = NULL;
+}
+
+static void batch_open(napi_env env) {
+  if (B.depth++ > 0) return;
+  B.cs = NULL;
+  if (napi_open_handle_scope(env, &B.hs) != napi_ok) {
+    B.hs = NULL;
+    return;
+  }
+  napi_value res, name;
+  if (B.env == NULL) {
+    if (napi_create_object(env, &res) != napi_ok ||
+        napi_create_string_utf8(env, "snigate.pump", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_async_init(env, res, name, &B.ctx) != napi_ok)
+      return;
+    napi_create_reference(env, res, 1, &B.resource);
+    B.env = env;
+    napi_add_env_cleanup_hook(env, batch_cleanup, NULL);
+  }
+  if (B.env != env || napi_get_reference_value(env, B.resource, &res) != napi_ok ||
+      napi_open_callback_scope(env, res, B.ctx, &B.cs) != napi_ok)
+    B.cs = NULL;
+}
+
+static void batch_close(napi_env env) {
+  if (--B.depth > 0) return;
+  if (B.cs != NULL) napi_close_callback_scope(env, B.cs);
+  B.cs = NULL;
+  if (B.hs != NULL) napi_close_handle_scope(env, B.hs);
+  B.hs = NULL;
+}
+
+/*
+ * Calls a JS function from a libuv callback: a plain call inside a batch, else MakeCallback (which runs ticks
+ * and microtasks after it). A throw is an uncaught exception, as from any other event; `stop_first` (if set)
+ * is stopped before it is raised. Returns 0, or -1 when the callback threw.
  */
 static int call_js(napi_env env, napi_value cb, napi_value recv, size_t argc, napi_value *argv, napi_value *result,
                    pump *stop_first) {
-  if (cb == NULL || napi_make_callback(env, NULL, recv, cb, argc, argv, result) != napi_pending_exception) return 0;
+  if (cb == NULL) return 0;
+  napi_status st = B.cs != NULL && B.env == env ? napi_call_function(env, recv, cb, argc, argv, result)
+                                                : napi_make_callback(env, NULL, recv, cb, argc, argv, result);
+  if (st != napi_pending_exception) return 0;
   napi_value ex;
   napi_get_and_clear_last_exception(env, &ex);
   if (stop_first != NULL) stop(stop_first, -1);
@@ -1080,6 +1142,8 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
     return;
   }
   l->refs++; /* JS may unlisten from a callback */
+  napi_env env = l->env;
+  batch_open(env);
   for (int k = 0; k < 64 && !l->closed; k++) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -1099,6 +1163,7 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
     listener_error(l, -e);
     break;
   }
+  batch_close(env);
   listener_unref(l);
 }
 
