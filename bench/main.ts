@@ -43,6 +43,7 @@ const quick = values.quick === true;
 const cfg = {
   runs: Number(values.runs ?? (quick ? 2 : 5)),
   newConnPerProc: quick ? 800 : 2500,
+  warmConnPerProc: quick ? 1000 : 3000,
   keepAliveS: quick ? 2 : 4,
   bulkS: quick ? 2 : 4,
   idleN: quick ? 500 : 2000,
@@ -152,8 +153,10 @@ async function main(): Promise<void> {
 
   // 2. Warm-up (JIT, caches), not measured.
   log('warm-up');
+  // Thousands of connections each: V8 takes that many to settle snigate's per-connection path (a fresh process
+  // spent 2x the user CPU per connection over its first 3000 in a lab); the same count for every target.
   for (const t of phase('passthrough') ? [...targets, 'snigate (info log)'] : []) {
-    await newConnections(portOf[t]!, 200);
+    await newConnections(portOf[t]!, cfg.warmConnPerProc);
     await keepAlive(dir, portOf[t]!, 1);
   }
   // Longer for the terminating targets: snigate's HTTP path is still being optimized by V8 after 1 s, and a
