@@ -113,6 +113,46 @@ describe('ClientHello reader properties', () => {
     );
   });
 
+  it('pushed views of a reused buffer, owned after each push, keep every byte in order', () => {
+    fc.assert(
+      fc.property(reframedArb, fc.array(fc.nat(), { maxLength: 40 }), (buf, cuts) => {
+        // The native pump's reads are views of one buffer, overwritten by the next read: own() must copy.
+        const scratch = Buffer.alloc(buf.length);
+        const reader = new ClientHelloReader();
+        const points = [...new Set(cuts.map((c) => c % (buf.length + 1))), buf.length].sort((a, b) => a - b);
+        let prev = 0;
+        let last: HelloResult = { status: 'need-more' };
+        for (const p of points) {
+          if (p <= prev) continue;
+          buf.copy(scratch, 0, prev, p);
+          last = reader.push(scratch.subarray(0, p - prev));
+          reader.own();
+          scratch.fill(0xee);
+          prev = p;
+        }
+        assert.equal(last.status, 'ok');
+        assert.deepEqual(reader.bytes(), buf);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('a hello dribbled one byte per push is kept whole (bytes after it too)', () => {
+    const hello = frame(unframe(fixtures[0]!), 7);
+    const input = Buffer.concat([hello, Buffer.from('early')]);
+    const reader = new ClientHelloReader();
+    const one = Buffer.alloc(1);
+    let status = 'need-more';
+    for (const b of input) {
+      one[0] = b;
+      status = reader.push(one).status;
+      reader.own();
+    }
+    assert.equal(status, 'ok');
+    assert.deepEqual(reader.bytes(), input);
+    assert.equal(reader.bufferedLength, input.length);
+  });
+
   it('memory stays within maxBytes + record overhead while waiting', () => {
     const maxBytes = 512;
     const maxRecords = 16;

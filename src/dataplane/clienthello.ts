@@ -260,9 +260,14 @@ function parseBody(b: Buffer, s: number, e: number): ClientHello | string {
 export class ClientHelloReader {
   readonly maxBytes: number;
   readonly maxRecords: number;
-  /** Every chunk pushed (for bytes()); one chunk, the usual case, is kept without an array. */
-  private chunk: Buffer | null = null;
-  private chunks: Buffer[] | null = null;
+  /**
+   * The bytes pushed so far, for bytes(): the first chunk by reference while it is the only one and not owned
+   * (the usual whole hello), else a copy of every byte in `acc`, grown by doubling. Copying each chunk once on
+   * arrival keeps a hello dribbled a byte per segment linear: re-copying the kept chunks at every own() (the
+   * native pump's reads are views of one buffer) had made it quadratic.
+   */
+  private first: Buffer | null = null;
+  private acc: Buffer | null = null;
   private total = 0;
   private result: HelloResult = NEED_MORE;
 
@@ -289,25 +294,33 @@ export class ClientHelloReader {
 
   /** Every byte pushed so far, in order (to replay to a passthrough backend or unshift into a TLSSocket). */
   bytes(): Buffer {
-    if (this.chunks !== null) {
-      this.chunk = Buffer.concat(this.chunks, this.total);
-      this.chunks = null;
-    }
-    return this.chunk ?? Buffer.alloc(0);
+    if (this.acc !== null) return this.acc.subarray(0, this.total);
+    return this.first ?? Buffer.alloc(0);
   }
 
-  /** Copies the chunks kept for bytes(): the caller's buffers may be views it is about to reuse. */
+  /** Copies the bytes kept for bytes() (once): the caller's buffers may be views it is about to reuse. */
   own(): void {
-    if (this.chunks !== null) this.chunks = this.chunks.map((c) => Buffer.from(c));
-    else if (this.chunk !== null) this.chunk = Buffer.from(this.chunk);
+    if (this.first !== null) this.reserve(0);
+  }
+
+  /** Room in `acc` for `extra` more bytes after the `total` kept (moving the first chunk into it). */
+  private reserve(extra: number): Buffer {
+    const need = this.total + extra;
+    let acc = this.acc;
+    if (acc !== null && need <= acc.length) return acc;
+    const next = Buffer.allocUnsafe(Math.max(need, 2 * (acc?.length ?? 0), 512));
+    if (acc !== null) acc.copy(next, 0, 0, this.total);
+    else if (this.first !== null) this.first.copy(next, 0);
+    this.first = null;
+    acc = this.acc = next;
+    return acc;
   }
 
   push(chunk: Buffer): HelloResult {
     if (chunk.length === 0) return this.result;
     const first = this.total === 0;
-    if (this.chunk === null) this.chunk = chunk;
-    else if (this.chunks === null) this.chunks = [this.chunk, chunk];
-    else this.chunks.push(chunk);
+    if (first) this.first = chunk;
+    else chunk.copy(this.reserve(chunk.length), this.total);
     this.total += chunk.length;
     if (this.result.status !== 'need-more') return this.result;
     try {
