@@ -193,6 +193,21 @@ test('PROXY in: trusted peer without a header, and untrusted peer with one, are 
   try {
     const r = await rejected(untrusted.port, Buffer.concat([header, hello]), untrusted.waitRecords);
     assert.equal(r.end, 'proxy-header-invalid');
+    // A v2 signature alone is enough: the header (which v2 lets run to 64 KiB) is never waited for.
+    const v2 = encodeProxyV2({
+      family: 'tcp4',
+      sourceAddress: '192.0.2.7',
+      sourcePort: 1,
+      destAddress: '192.0.2.8',
+      destPort: 2,
+    });
+    const c2 = await rawConnect(untrusted.port);
+    const closed = collect(c2);
+    c2.write(v2.subarray(0, 12));
+    assert.equal((await closed).data.length, 0);
+    const early = (await untrusted.waitRecords(2))[1]!;
+    assert.equal(early.end, 'proxy-header-invalid');
+    assert.equal(early.detail, 'PROXY header from an untrusted peer');
     // Without a header the untrusted peer is served normally.
     const c = await rawConnect(untrusted.port);
     c.write(hello);

@@ -2,7 +2,7 @@
 import { type ClientHello, ClientHelloReader, type HelloError } from './clienthello.ts';
 import type { RejectReason } from './conn-log.ts';
 import { classifyPostgresPreamble, SSL_REQUEST } from './postgres.ts';
-import { decodeProxyHeader, type ProxyAddresses } from './proxy-protocol.ts';
+import { decodeProxyHeader, type ProxyAddresses, proxySignature } from './proxy-protocol.ts';
 
 /** A v2 header with TLVs from a cloud LB stays far below this; a v1 line is at most 107 bytes. */
 export const MAX_PROXY_HEADER_BYTES = 4096;
@@ -123,13 +123,14 @@ export class PreambleReader {
   /** Returns the bytes left for the next phase, or null when waiting or rejected. */
   #proxyPhase(chunk: Buffer): Buffer | null {
     const buf = this.#append(chunk);
-    const r = decodeProxyHeader(buf);
     if (this.#phase === 'refuse-proxy') {
-      if (r.status === 'need-more') return this.#wait(buf);
-      if (r.status !== 'none')
-        return this.#fail('proxy-header-invalid', 'PROXY header from an untrusted peer');
+      // Decided on the signature (at most 12 bytes kept): the header itself is never read from such a peer.
+      const sig = proxySignature(buf);
+      if (sig === 'need-more') return this.#wait(buf);
+      if (sig === 'proxy') return this.#fail('proxy-header-invalid', 'PROXY header from an untrusted peer');
       return this.#advance(this.#afterProxy(), buf);
     }
+    const r = decodeProxyHeader(buf);
     switch (r.status) {
       case 'need-more':
         if (buf.length > MAX_PROXY_HEADER_BYTES) return this.#fail('proxy-header-invalid', 'header too long');

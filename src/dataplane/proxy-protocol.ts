@@ -245,6 +245,19 @@ function decodeV2(buf: Buffer): ProxyHeaderResult {
 }
 
 /** Decode a v1 or v2 header at the start of buf (bounded: v1 ≤ 107 bytes, v2 ≤ 16+65535). Never throws. */
+/**
+ * Whether the bytes start a PROXY header: 'proxy' as soon as the v1 prefix or the v2 signature is complete,
+ * 'need-more' while they could still be one. An untrusted peer is refused on this, without buffering a header
+ * that v2 lets run to 64 KiB.
+ */
+export function proxySignature(buf: Buffer): 'proxy' | 'need-more' | 'none' {
+  if (buf.length === 0) return 'need-more';
+  for (const sig of [PROXY_V2_SIGNATURE, V1_PREFIX]) {
+    if (isPrefixOf(buf, sig)) return buf.length >= sig.length ? 'proxy' : 'need-more';
+  }
+  return 'none';
+}
+
 export function decodeProxyHeader(buf: Buffer): ProxyHeaderResult {
   try {
     if (buf.length === 0) return { status: 'need-more' };
