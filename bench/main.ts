@@ -177,7 +177,10 @@ async function main(): Promise<void> {
   for (let r = 0; r < cfg.runs; r++) {
     const order = [...targets.slice(r % targets.length), ...targets.slice(0, r % targets.length)];
     log(`run ${r + 1}/${cfg.runs}: ${order.join(', ')}`);
-    for (const t of phase('passthrough') ? [...order, 'snigate (info log)'] : []) {
+    // The info-level snigate right after the warn-level one, so that the pair is measured under the same
+    // conditions (it used to come last, after every other target).
+    const withInfo = order.flatMap((t) => (t === 'snigate' ? [t, 'snigate (info log)'] : [t]));
+    for (const t of phase('passthrough') ? withInfo : []) {
       const pid = procs[t]?.pid;
       const c0 = pid ? treeCpuMs(pid) : 0;
       const nc = await newConnections(portOf[t]!, cfg.newConnPerProc);
