@@ -190,8 +190,14 @@ test('native pump: 8 MiB of random bytes each way at once arrive intact (bulk fl
   const down = randomBytes(8 << 20);
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   const got: Buffer[] = [];
+  let backendEnded!: () => void;
+  // The record can come before the backend's socket has read all of it from the kernel: wait for its EOF.
+  const backendDone = new Promise<void>((r) => {
+    backendEnded = r;
+  });
   const be = await startRawBackend((s: net.Socket) => {
     s.on('data', (d: Buffer) => got.push(d));
+    s.on('end', () => backendEnded());
     s.once('data', () => s.end(down));
   });
   const plane = await startPlane(one(be.port));
@@ -204,6 +210,7 @@ test('native pump: 8 MiB of random bytes each way at once arrive intact (bulk fl
     assert.equal(r.error, null);
     assert.equal(sha(r.data), sha(down), 'backend to client');
     const [rec] = await plane.waitRecords(1);
+    await backendDone;
     assert.equal(sha(Buffer.concat(got)), sha(Buffer.concat([hello, up])), 'client to backend');
     assert.equal(rec!.bytesIn, hello.length + up.length);
     assert.equal(rec!.bytesOut, down.length);
