@@ -1,6 +1,7 @@
 /** The process logger: JSON lines by default (pino), or one readable line per record for a terminal. */
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
+import { LogSink } from './log-sink.ts';
 
 export type LogFormat = 'json' | 'text';
 
@@ -47,18 +48,19 @@ export function createLogger(opts: {
   return pino(base, stream);
 }
 
-/** Writes are batched from this many bytes; below it, within FLUSH_MS (warn and above: at once). */
+/** Writes start once this many bytes are pending; below it, within FLUSH_MS (warn and above: at once). */
 const BATCH_BYTES = 4096;
 const FLUSH_MS = 250;
 
 /**
- * JSON lines on stdout, batched: one asynchronous write per line went through libuv's threadpool each time
- * (a thread hand-off per proxied connection at info level: ~45 µs of CPU per new passthrough connection,
- * bench/RESULTS.md). Now lines go out once 4 KiB are buffered, warn and above at once, and the rest within
- * FLUSH_MS; pino flushes synchronously on exit.
+ * JSON lines on stdout through a LogSink, batched (a write per line went through libuv's threadpool each time:
+ * ~45 µs of CPU per proxied connection at info level): written off the event loop once 4 KiB are pending,
+ * warn and above at once, the rest within FLUSH_MS, synchronously on exit. If nothing reads stdout, at most
+ * 16 MiB wait and later lines are dropped and counted (pino's own destination kept every line, without bound).
  */
 function jsonLogger(base: pino.LoggerOptions): Logger {
-  const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
+  const dest = new LogSink({ fd: 1, batchBytes: BATCH_BYTES });
+  flushAtExit(dest);
   // Ticks left to flush: a flush while a write is in flight does nothing, so the tail gets a few tries; no
   // ticks are left once logging stops (an idle gateway makes no empty writes).
   let ticks = 0;
@@ -81,4 +83,16 @@ function jsonLogger(base: pino.LoggerOptions): Logger {
     },
     dest,
   );
+}
+
+/** One exit listener for every sink; weak, so a logger dropped (tests make many) is not kept alive by it. */
+const sinksAtExit = new Set<WeakRef<LogSink>>();
+
+function flushAtExit(sink: LogSink): void {
+  if (sinksAtExit.size === 0) {
+    process.on('exit', () => {
+      for (const ref of sinksAtExit) ref.deref()?.flushSync();
+    });
+  }
+  sinksAtExit.add(new WeakRef(sink));
 }
