@@ -84,6 +84,7 @@ for (const nonBlocking of [false, true]) {
       }
     }
     assert.ok(dropped > 0, 'lines were dropped while the reader was stuck');
+    assert.equal(sink.droppedTotal, dropped, 'the total for the metric matches the warning lines');
     assert.equal(kept.length + dropped, written.length, 'each line either arrived or was counted as dropped');
     // What arrived is a prefix of what was written (drops happen at the tail while the reader is stuck).
     assert.deepEqual(

@@ -35,6 +35,7 @@ export class LogSink {
   #inFlightBytes = 0;
   #retry: NodeJS.Timeout | null = null;
   #dropped = 0;
+  #droppedTotal = 0;
   #failed = false;
   /** flush(cb) callers, told once nothing is pending or in flight. */
   #waiters: ((err?: Error) => void)[] = [];
@@ -50,12 +51,18 @@ export class LogSink {
     return this.#dropped;
   }
 
+  /** Lines dropped since the sink was made (the warning lines reset `dropped`, not this). */
+  get droppedTotal(): number {
+    return this.#droppedTotal;
+  }
+
   /** One complete line (pino passes each with its newline). Never throws, never blocks. */
   write(line: string): boolean {
     if (this.#failed) return true;
     const worst = line.length * 3; // UTF-8 bytes per UTF-16 unit, at most
     if (this.#queued + this.#inFlightBytes + this.#len + worst > this.#maxPending) {
       this.#dropped++;
+      this.#droppedTotal++;
       return true;
     }
     if (worst > CHUNK) {

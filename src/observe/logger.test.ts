@@ -46,3 +46,29 @@ test('lines still buffered are written when the process exits', async () => {
     Array.from({ length: 50 }, (_, i) => i),
   );
 });
+
+test('lines dropped because nothing reads stdout are counted in snigate_log_lines_dropped_total', async () => {
+  const metrics = fileURLToPath(new URL('./metrics.ts', import.meta.url));
+  // The parent reads nothing from the child's stdout until the child has reported the counter on stderr.
+  const code =
+    `import { createLogger } from ${JSON.stringify(logger)}; import { Metrics } from ${JSON.stringify(metrics)};` +
+    `const log = createLogger({ level: 'info' }); const m = new Metrics({ defaultMetrics: false });` +
+    `for (let i = 0; i < 400000; i++) log.info({ i, pad: 'x'.repeat(40) }, 'line');` +
+    `setTimeout(async () => { const { body } = await m.scrape(); process.stderr.write(body.split('\\n').find((l) => l.startsWith('snigate_log_lines_dropped_total')) + '\\n'); }, 200);`;
+  const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  p.stdout.pause();
+  let err = '';
+  const line = await new Promise<string>((resolve) => {
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('\n')) resolve(err.split('\n')[0]!);
+    });
+  });
+  p.stdout.resume();
+  p.stdout.on('data', () => {});
+  await new Promise((r) => p.on('close', r));
+  const dropped = Number(line.split(' ')[1]);
+  assert.ok(dropped > 0 && dropped < 400000, line);
+});

@@ -96,3 +96,10 @@ function flushAtExit(sink: LogSink): void {
   }
   sinksAtExit.add(new WeakRef(sink));
 }
+
+/** Log lines dropped by every JSON logger of the process because stdout was not being read (a metric). */
+export function logLinesDropped(): number {
+  let n = 0;
+  for (const ref of sinksAtExit) n += ref.deref()?.droppedTotal ?? 0;
+  return n;
+}

@@ -104,6 +104,7 @@ describe('Metrics from synthetic events', () => {
       sample(body, 'snigate_config_last_reload_success_timestamp_seconds'),
       Date.parse('2026-01-02T03:04:05.000Z') / 1000,
     );
+    assert.equal(sample(body, 'snigate_log_lines_dropped_total'), 0);
     // Never a client-controlled label value.
     assert.doesNotMatch(body, /evil-attacker|198\.51\.100\.7|203\.0\.113\.9/);
     assert.doesNotMatch(body, /process_cpu/, 'default metrics were turned off');

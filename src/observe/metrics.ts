@@ -11,6 +11,7 @@
 import { Counter, collectDefaultMetrics, Gauge, type Histogram, Registry } from 'prom-client';
 import type { ConnectionRecord, EndReason } from '../dataplane/conn-log.ts';
 import type { DataPlaneEvents } from '../dataplane/events.ts';
+import { logLinesDropped } from './logger.ts';
 
 /** End reasons counted in `snigate_rejects_total`: the connection never reached a backend. */
 const REJECTS: ReadonlySet<EndReason> = new Set<EndReason>([
@@ -342,6 +343,16 @@ export class Metrics implements DataPlaneEvents {
       labelNames: ['listener'],
       registers,
       collect,
+    });
+    new Counter({
+      name: 'snigate_log_lines_dropped_total',
+      help: 'JSON log lines dropped because stdout was not being read (16 MiB were waiting).',
+      registers,
+      collect() {
+        // The sinks count; the counter shows their total at each scrape.
+        this.reset();
+        this.inc(logLinesDropped());
+      },
     });
     // Series that should read 0 before the first event, so rate() and alerts work from the start.
     this.#reloads.labels('success').inc(0);
