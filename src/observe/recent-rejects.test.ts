@@ -47,6 +47,23 @@ describe('LiveTraffic', () => {
     assert.deepEqual(t.rejects(), [], 'clean ends are not rejects');
   });
 
+  it('keeps at most 5000 route/backend pairs; later pairs share one (other)/(other) entry', () => {
+    const t = new LiveTraffic({ now: () => 1000 });
+    // 5000 pairs over 50 routes: the cap counts pairs, not routes.
+    for (let i = 0; i < 5000; i++)
+      t.connectionClosed(
+        record({ route: `TLSRoute/default/r${i % 50}`, backend: `Service/default/b${i}:443` }),
+      );
+    assert.equal(t.backend('TLSRoute/default/r49', 'Service/default/b4999:443')?.total, 1);
+    t.connectionClosed(record({ route: 'TLSRoute/default/r0', backend: 'Service/default/late:443' }));
+    t.connectionClosed(record({ route: 'TLSRoute/default/new', backend: 'Service/default/late2:443' }));
+    assert.equal(t.backend('TLSRoute/default/r0', 'Service/default/late:443'), null);
+    assert.equal(t.backend('(other)', '(other)')?.total, 2);
+    // Pairs already known keep counting in their own entry.
+    t.connectionClosed(record({ route: 'TLSRoute/default/r0', backend: 'Service/default/b0:443' }));
+    assert.equal(t.backend('TLSRoute/default/r0', 'Service/default/b0:443')?.total, 2);
+  });
+
   it('keeps the last N rejects newest first, truncates the SNI and counts every reason', () => {
     let now = 0;
     const t = new LiveTraffic({ capacity: 3, now: () => now });
