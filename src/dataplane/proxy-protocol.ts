@@ -245,6 +245,8 @@ function decodeV2(buf: Buffer): ProxyHeaderResult {
 }
 
 /** Decode a v1 or v2 header at the start of buf (bounded: v1 ≤ 107 bytes, v2 ≤ 16+65535). Never throws. */
+const SIGNATURES = [PROXY_V2_SIGNATURE, V1_PREFIX];
+
 /**
  * Whether the bytes start a PROXY header: 'proxy' as soon as the v1 prefix or the v2 signature is complete,
  * 'need-more' while they could still be one. An untrusted peer is refused on this, without buffering a header
@@ -252,7 +254,7 @@ function decodeV2(buf: Buffer): ProxyHeaderResult {
  */
 export function proxySignature(buf: Buffer): 'proxy' | 'need-more' | 'none' {
   if (buf.length === 0) return 'need-more';
-  for (const sig of [PROXY_V2_SIGNATURE, V1_PREFIX]) {
+  for (const sig of SIGNATURES) {
     if (isPrefixOf(buf, sig)) return buf.length >= sig.length ? 'proxy' : 'need-more';
   }
   return 'none';

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 const CHUNK = 64 * 1024;
 /** How long an exit-time flush waits, in total, for a full non-blocking pipe before giving up. */
 const EXIT_RETRY_MS = 1000;
+/** Never notified: Atomics.wait on it is a plain sleep between exit-time retries. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 export interface LogSinkOptions {
   fd: number;
@@ -115,7 +117,7 @@ export class LogSink {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if ((code !== 'EAGAIN' && code !== 'EBUSY') || Date.now() > deadline) return;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        Atomics.wait(PAUSE, 0, 0, 10);
       }
     }
   }
