@@ -1,6 +1,9 @@
 /** The JSON logger batches writes: a lone line still shows up promptly, and nothing buffered is lost on exit. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -71,4 +74,27 @@ test('lines dropped because nothing reads stdout are counted in snigate_log_line
   await new Promise((r) => p.on('close', r));
   const dropped = Number(line.split(' ')[1]);
   assert.ok(dropped > 0 && dropped < 400000, line);
+});
+
+test('a process whose stdout pipe nobody reads still exits (the sink writes it non-blocking)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snigate-logger-'));
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  // Held open read-write by the test and never read: the child's stdout fills up and stays full.
+  const fd = openSync(fifo, 'r+');
+  const code =
+    `import { createLogger } from ${JSON.stringify(logger)}; const log = createLogger({ level: 'info' });` +
+    `for (let i = 0; i < 100000; i++) log.info({ i, pad: 'x'.repeat(40) }, 'line');` +
+    `setTimeout(() => process.exit(0), 1000);`;
+  const started = Date.now();
+  const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', fd, 'inherit'],
+  });
+  const killer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+  const status = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+  clearTimeout(killer);
+  closeSync(fd);
+  rmSync(dir, { recursive: true });
+  assert.equal(status, 0, 'killed: the exit hung on the full pipe');
+  assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
 });

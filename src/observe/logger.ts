@@ -1,4 +1,5 @@
 /** The process logger: JSON lines by default (pino), or one readable line per record for a terminal. */
+import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { LogSink } from './log-sink.ts';
@@ -21,9 +22,10 @@ export function createLogger(opts: {
 }): Logger {
   const level = opts.level ?? process.env.SNIGATE_LOG_LEVEL ?? 'info';
   const format = (opts.format ?? process.env.SNIGATE_LOG_FORMAT ?? 'json') as LogFormat;
-  const out = opts.destination ?? process.stdout;
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format !== 'text') return jsonLogger(base);
+  // Only here: making process.stdout turns a piped fd 1 non-blocking, as a side effect nothing should rely on.
+  const out = opts.destination ?? process.stdout;
   // Readable form: `time LEVEL msg key=value ...`, written synchronously so nothing is lost on exit.
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -59,7 +61,7 @@ const FLUSH_MS = 250;
  * 16 MiB wait and later lines are dropped and counted (pino's own destination kept every line, without bound).
  */
 function jsonLogger(base: pino.LoggerOptions): Logger {
-  const dest = new LogSink({ fd: 1, batchBytes: BATCH_BYTES });
+  const dest = new LogSink({ fd: stdoutForSink(), batchBytes: BATCH_BYTES });
   flushAtExit(dest);
   // Ticks left to flush: a flush while a write is in flight does nothing, so the tail gets a few tries; no
   // ticks are left once logging stops (an idle gateway makes no empty writes).
@@ -83,6 +85,21 @@ function jsonLogger(base: pino.LoggerOptions): Logger {
     },
     dest,
   );
+}
+
+/**
+ * The descriptor the sink writes stdout through. A pipe (a container runtime's FIFO) is reopened non-blocking:
+ * a new file description, so Node's own writes to fd 1 keep their mode. A stuck reader then makes writes fail
+ * with EAGAIN (lines wait, then are dropped and counted) instead of holding a threadpool thread in write(2),
+ * which also hung the process at exit (libuv joins its threads). Anything else (file, terminal, socket) is fd 1.
+ */
+function stdoutForSink(): number {
+  try {
+    if (!fs.fstatSync(1).isFIFO()) return 1;
+    return fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return 1;
+  }
 }
 
 /** One exit listener for every sink; weak, so a logger dropped (tests make many) is not kept alive by it. */
