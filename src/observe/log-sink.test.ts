@@ -111,3 +111,17 @@ test('a descriptor that fails (/dev/full) never throws: the sink stops writing',
   await flushed(sink);
   fs.closeSync(fd);
 });
+
+test('more pending buffers than IOV_MAX (1024) reach the file intact (libuv splits the writev)', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'log');
+  const fd = fs.openSync(file, 'w');
+  const sink = new LogSink({ fd, batchBytes: 64 * 1024, maxPendingBytes: 256 * 1024 * 1024 });
+  // Lines too long for the shared buffer get a buffer each: 1500 of them are queued before any write.
+  const lines = Array.from({ length: 1500 }, (_, i) => `{"i":${i},"pad":"${'q'.repeat(25_000)}"}\n`);
+  for (const l of lines) sink.write(l);
+  await flushed(sink);
+  fs.closeSync(fd);
+  assert.equal(fs.readFileSync(file, 'utf8'), lines.join(''));
+  fs.rmSync(dir, { recursive: true });
+});
