@@ -1,10 +1,11 @@
 /** LogSink on real descriptors: a file (order, sizes), a FIFO nobody reads (drops, loop not blocked), /dev/full. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { LogSink } from './log-sink.ts';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'snigate-logsink-'));
@@ -101,15 +102,17 @@ for (const nonBlocking of [false, true]) {
   });
 }
 
-test('a descriptor that fails (/dev/full) never throws: the sink stops writing', async () => {
-  const fd = fs.openSync('/dev/full', 'w');
-  const sink = new LogSink({ fd, batchBytes: 16 });
-  for (let i = 0; i < 100; i++) sink.write(`{"i":${i}}\n`);
-  await flushed(sink);
-  sink.write('{"after":1}\n');
-  sink.flushSync();
-  await flushed(sink);
-  fs.closeSync(fd);
+test('a descriptor that fails (/dev/full) never throws: the sink stops writing and says so once on stderr', async () => {
+  const sink = fileURLToPath(new URL('./log-sink.ts', import.meta.url));
+  const code =
+    `import fs from 'node:fs'; import { LogSink } from ${JSON.stringify(sink)};` +
+    `const s = new LogSink({ fd: fs.openSync('/dev/full', 'w'), batchBytes: 16 });` +
+    `for (let i = 0; i < 100; i++) s.write('{"i":' + i + '}\\n');` +
+    `s.flush(() => { s.write('{"after":1}\\n'); s.flushSync(); s.flush(() => process.stdout.write('done')); });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'done');
+  assert.equal(r.stderr, 'snigate: writing JSON logs failed (ENOSPC); no more JSON log lines\n');
 });
 
 test('more pending buffers than IOV_MAX (1024) reach the file intact (libuv splits the writev)', async () => {

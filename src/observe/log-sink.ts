@@ -148,8 +148,16 @@ export class LogSink {
         this.#retry.unref();
         return;
       }
-      // EPIPE, EBADF: nobody can read the logs any more; keep the gateway running without them.
+      // EPIPE, EBADF, ENOSPC: keep the gateway running without its JSON logs, and say so once on stderr.
       this.#failed = true;
+      try {
+        fs.writeSync(
+          2,
+          `snigate: writing JSON logs failed (${err.code ?? err.message}); no more JSON log lines\n`,
+        );
+      } catch {
+        // stderr is gone too.
+      }
       this.#queue = [];
       this.#queued = 0;
       this.#settle();
