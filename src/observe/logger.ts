@@ -94,13 +94,19 @@ function jsonLogger(base: pino.LoggerOptions): Logger {
  * which also hung the process at exit (libuv joins its threads). Anything else (file, terminal, socket) is fd 1.
  */
 function stdoutForSink(): number {
+  if (sinkFd !== undefined) return sinkFd;
   try {
-    if (!fs.fstatSync(1).isFIFO()) return 1;
-    return fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    sinkFd = fs.fstatSync(1).isFIFO()
+      ? fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+      : 1;
   } catch {
-    return 1;
+    sinkFd = 1;
   }
+  return sinkFd;
 }
+
+/** Made once per process: every JSON logger writes the same stdout (tests make many loggers). */
+let sinkFd: number | undefined;
 
 /** One exit listener for every sink; weak, so a logger dropped (tests make many) is not kept alive by it. */
 const sinksAtExit = new Set<WeakRef<LogSink>>();
