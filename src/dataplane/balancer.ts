@@ -19,8 +19,7 @@ type EndpointPick = PickedEndpoint & { backend: Backend; reject?: undefined };
 
 interface CompiledBackend {
   backend: Backend;
-  keys: string[];
-  /** Parallel to keys: what a pick of endpoint i returns, so a pick allocates nothing. */
+  /** One per endpoint, in order: what a pick of it returns (its key included), so a pick allocates nothing. */
   picks: EndpointPick[];
   cursor: number;
 }
@@ -50,11 +49,10 @@ export class Balancer {
     // on the weight-0 backend itself: either side can turn the fallback off (and `snigate explain` says so).
     const weightedAllowFallback = set.backends.every((b) => b.weight === 0 || b.policy.fallback);
     for (const backend of set.backends) {
-      const keys = backend.endpoints.map(endpointKey);
       const picks = backend.endpoints.map(
-        (endpoint, i): EndpointPick => ({ backend, endpoint, key: keys[i]! }),
+        (endpoint): EndpointPick => ({ backend, endpoint, key: endpointKey(endpoint) }),
       );
-      const cb: CompiledBackend = { backend, keys, picks, cursor: 0 };
+      const cb: CompiledBackend = { backend, picks, cursor: 0 };
       this.#byBackend.set(backend, cb);
       if (backend.weight > 0) {
         total += backend.weight;
@@ -97,10 +95,10 @@ export class Balancer {
     const cb = this.#byBackend.get(backend);
     if (cb === undefined) return null;
     let fallback: EndpointPick | null = null;
-    const n = cb.keys.length;
+    const n = cb.picks.length;
     for (let j = 0; j < n; j++) {
       const idx = (cb.cursor + j) % n;
-      const key = cb.keys[idx]!;
+      const key = cb.picks[idx]!.key;
       if (excluding.includes(key)) continue;
       if (this.#health.isHealthy(key)) {
         cb.cursor = (idx + 1) % n;
@@ -125,8 +123,8 @@ export class Balancer {
   fallbackEndpoint(excluding: readonly string[]): EndpointPick | null {
     let spare: EndpointPick | null = null;
     for (const cb of this.#fallback) {
-      for (let i = 0; i < cb.keys.length; i++) {
-        const key = cb.keys[i]!;
+      for (let i = 0; i < cb.picks.length; i++) {
+        const key = cb.picks[i]!.key;
         if (excluding.includes(key)) continue;
         const ep = cb.picks[i]!;
         if (this.#health.isHealthy(key)) return ep;
@@ -139,12 +137,12 @@ export class Balancer {
   #pickIn(cb: CompiledBackend): Pick {
     const backend = cb.backend;
     if (backend.invalid !== undefined) return { backend, reject: 'backend-invalid', reason: backend.invalid };
-    const n = cb.keys.length;
+    const n = cb.picks.length;
     if (n === 0) return { backend, reject: 'no-endpoints', reason: `${backend.id} has no ready endpoints` };
     const start = cb.cursor;
     for (let j = 0; j < n; j++) {
       const idx = (start + j) % n;
-      if (this.#health.isHealthy(cb.keys[idx]!)) {
+      if (this.#health.isHealthy(cb.picks[idx]!.key)) {
         cb.cursor = (idx + 1) % n;
         return cb.picks[idx]!;
       }
@@ -161,7 +159,7 @@ export class Balancer {
 
   #hasHealthy(cb: CompiledBackend): boolean {
     if (cb.backend.invalid !== undefined) return false;
-    for (const key of cb.keys) if (this.#health.isHealthy(key)) return true;
+    for (const p of cb.picks) if (this.#health.isHealthy(p.key)) return true;
     return false;
   }
 
