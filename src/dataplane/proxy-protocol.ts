@@ -244,7 +244,6 @@ function decodeV2(buf: Buffer): ProxyHeaderResult {
   return { status: 'ok', addresses, consumed };
 }
 
-/** Decode a v1 or v2 header at the start of buf (bounded: v1 ≤ 107 bytes, v2 ≤ 16+65535). Never throws. */
 const SIGNATURES = [PROXY_V2_SIGNATURE, V1_PREFIX];
 
 /**
@@ -260,6 +259,7 @@ export function proxySignature(buf: Buffer): 'proxy' | 'need-more' | 'none' {
   return 'none';
 }
 
+/** Decode a v1 or v2 header at the start of buf (bounded: v1 ≤ 107 bytes, v2 ≤ 16+65535). Never throws. */
 export function decodeProxyHeader(buf: Buffer): ProxyHeaderResult {
   try {
     if (buf.length === 0) return { status: 'need-more' };

@@ -14,6 +14,7 @@ function newChunk(): Buffer {
   OWN_STORES.add(b.buffer);
   return b;
 }
+
 /** Never notified: Atomics.wait on it is a plain sleep between exit-time retries. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 

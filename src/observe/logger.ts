@@ -108,21 +108,21 @@ function stdoutForSink(): number {
 /** Made once per process: every JSON logger writes the same stdout (tests make many loggers). */
 let sinkFd: number | undefined;
 
-/** One exit listener for every sink; weak, so a logger dropped (tests make many) is not kept alive by it. */
-const sinksAtExit = new Set<WeakRef<LogSink>>();
+/** Every JSON logger's sink, flushed by one exit listener (each logger's flush timer keeps its sink alive anyway). */
+const sinks = new Set<LogSink>();
 
 function flushAtExit(sink: LogSink): void {
-  if (sinksAtExit.size === 0) {
+  if (sinks.size === 0) {
     process.on('exit', () => {
-      for (const ref of sinksAtExit) ref.deref()?.flushSync();
+      for (const s of sinks) s.flushSync();
     });
   }
-  sinksAtExit.add(new WeakRef(sink));
+  sinks.add(sink);
 }
 
 /** Log lines dropped by every JSON logger of the process because stdout was not being read (a metric). */
 export function logLinesDropped(): number {
   let n = 0;
-  for (const ref of sinksAtExit) n += ref.deref()?.droppedTotal ?? 0;
+  for (const s of sinks) n += s.droppedTotal;
   return n;
 }
