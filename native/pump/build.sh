@@ -28,7 +28,7 @@ if [[ -z "$inc" ]]; then
   exit 0
 fi
 if "$cc" -O2 -Wall -Wextra -fPIC -shared -fvisibility=hidden -DNAPI_VERSION=8 -I"$inc" \
-  -o "$out/pump.node.tmp" "$here/pump.c" -Wl,--unresolved-symbols=ignore-all; then
+  -o "$out/pump.node.tmp" "$here/pump.c" "$here/fastpath.c" -Wl,--unresolved-symbols=ignore-all; then
   mv "$out/pump.node.tmp" "$out/pump.node"
 else
   rm -f "$out/pump.node.tmp"

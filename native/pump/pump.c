@@ -71,6 +71,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "fastpath.h"
+
 #define BUFSZ 65536
 #define MAX_READS 8
 /* Splice pipes: 256 KiB (F_SETPIPE_SZ; the 64 KiB default moved ~7% fewer MB/s than read/write on loopback). */
@@ -130,6 +132,9 @@ typedef struct listener {
   napi_env env;
   napi_ref on_accept;
   napi_ref on_event;
+  struct fast_table *fast; /* the fast path's routes for new connections (NULL: every connection goes to JS) */
+  struct pump *fast_list;  /* fast connections alive (not handed to JS), for fastClose and fastCount */
+  long fast_live;
 } listener;
 
 typedef struct pump {
@@ -152,10 +157,36 @@ typedef struct pump {
   int state;
   int first_eof; /* owned: the side whose EOF came first (-1: none yet), reported with K_DONE */
   int refs;      /* 1 for the JS object, 1 per uv handle not yet closed, 1 per event batch holding it */
+  /* Accepted: the client's address (for JS, for fast records). */
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  } peer;
+  /* Fast path (see the "Fast path" section): set while C alone runs the connection. */
+  struct fast_table *ft;
+  struct pump *fnext, *fprev; /* in lst->fast_list */
+  uint64_t t0;                /* uv_hrtime() at accept */
+  double hello_ms;            /* -1: no ClientHello yet */
+  double conn_id;             /* 0 until the open record */
+  int32_t route, ep;          /* -1: not routed */
+  int fast_wait;              /* waiting for the ClientHello to arrive */
+  int peek_err;               /* a peek's -errno (it clears the socket's error): readStart reports it instead */
+  int opened;                 /* the open record was sent */
+  char *info;                 /* SNI then the ALPN list bytes, for the records */
+  uint16_t sni_len, alpn_len;
 } pump;
 
 static void on_side_event(side *s, uint32_t ev);
 static void side_narrow(side *s);
+/* Fast path (defined in its section below). */
+struct fast_table;
+static void fast_table_unref(struct fast_table *t);
+static void fast_event(pump *p, int kind, int sidei, int err, int final, int reset);
+static int fast_readable(pump *p);
+static void fast_wait_timeout(pump *p);
+static void fast_flush(napi_env env);
+static int g_nrec;
 
 static void listener_unref(listener *l) {
   if (--l->refs > 0) return;
@@ -168,6 +199,8 @@ static void unref(pump *p) {
   if (--p->refs > 0) return;
   for (int i = 0; i < 2; i++) free(p->s[i].pend);
   free(p->head);
+  free(p->info);
+  if (p->ft != NULL) fast_table_unref(p->ft);
   if (p->lst != NULL) listener_unref(p->lst);
   free(p);
 }
@@ -420,8 +453,19 @@ static void batch_cleanup(void *arg) {
 }
 
 static void batch_open(napi_env env) {
+  (void)env;
   if (B.depth++ > 0) return;
   B.cs = NULL;
+  B.hs = NULL;
+}
+
+/*
+ * Opened on a batch's first call into JS, not with the batch: with the fast path most batches never call JS,
+ * and a callback scope costs ~1-2 us (async context, hooks) even when nothing runs in it. Called before any
+ * other handle scope is opened (emit, give_js, fast_flush): handle scopes close in the reverse order.
+ */
+static void batch_scope(napi_env env) {
+  if (B.depth == 0 || B.hs != NULL) return;
   if (napi_open_handle_scope(env, &B.hs) != napi_ok) {
     B.hs = NULL;
     return;
@@ -442,7 +486,10 @@ static void batch_open(napi_env env) {
 }
 
 static void batch_close(napi_env env) {
+  /* Fast records of the batch go to JS in one call, inside the batch's callback scope. */
+  if (B.depth == 1 && g_nrec > 0) fast_flush(env);
   if (--B.depth > 0) return;
+  if (B.hs == NULL) return;
   if (B.cs != NULL) napi_close_callback_scope(env, B.cs);
   B.cs = NULL;
   if (B.hs != NULL) napi_close_handle_scope(env, B.hs);
@@ -472,7 +519,12 @@ static int call_js(napi_env env, napi_value cb, napi_value recv, size_t argc, na
  * `final`: stop first (with `reset`), the callback is the last one.
  */
 static void emit(pump *p, int kind, int sidei, int err, int final, int reset) {
+  if (p->ft != NULL) {
+    fast_event(p, kind, sidei, err, final, reset);
+    return;
+  }
   napi_env env = p->env;
+  batch_scope(env);
   napi_handle_scope scope;
   napi_value cb = NULL, recv = NULL, argv[3], result;
   napi_ref cbref = p->lst != NULL ? p->lst->on_event : p->cb;
@@ -745,7 +797,9 @@ static void connect_failed(pump *p, int err) {
 static void on_timer(uv_timer_t *t) {
   pump *p = (pump *)t->data;
   p->refs++;
-  if (p->state == S_OPEN && p->reading) {
+  if (p->state == S_OPEN && p->fast_wait) {
+    fast_wait_timeout(p);
+  } else if (p->state == S_OPEN && p->reading) {
     emit(p, K_READ_TIMEOUT, 0, UV_ETIMEDOUT, 0, -1);
   } else if (p->state == S_CONNECTING) {
     connect_failed(p, UV_ETIMEDOUT);
@@ -803,7 +857,9 @@ static void on_side_event(side *s, uint32_t ev) {
   pump *p = s->p;
   int i = s->idx;
   unsigned gen = s->gen;
-  if (p->state == S_OPEN && i == 0 && p->reading) {
+  if (p->state == S_OPEN && i == 0 && p->fast_wait) {
+    if (fast_readable(p)) ev &= ~(uint32_t)EPOLLIN;
+  } else if (p->state == S_OPEN && i == 0 && p->reading) {
     if (read_open(p, ev)) ev &= ~(uint32_t)EPOLLIN;
   }
   else if (p->state == S_CONNECTING && i == 1) connect_done(p, ev);
@@ -1095,14 +1151,53 @@ static void addr_name(const struct sockaddr_storage *ss, char *ip, size_t iplen,
   }
 }
 
-/* Hands one accepted fd to JS; the owner object it returns receives the connection's events. */
-static void accepted(listener *l, int fd, const struct sockaddr_storage *ss) {
-  napi_env env = l->env;
+/*
+ * Hands an accepted connection to JS: onAccept(h, ip, port, waitedMs[, failedEndpoint, err]); the owner object
+ * it returns receives the connection's events. `waited_ms`: how long C held it first (the fast path waiting for
+ * the ClientHello); `failed`: the fast path's backend attempt that failed (its endpoint and -errno).
+ */
+static void give_js(pump *p, double waited_ms, const char *failed, int err) {
+  listener *l = p->lst;
+  napi_env env = p->env;
   char ip[INET6_ADDRSTRLEN + 8];
   int port;
+  addr_name((const struct sockaddr_storage *)&p->peer, ip, sizeof ip, &port);
+  batch_scope(env);
+  napi_handle_scope scope;
+  napi_value cb, recv, argv[6], result = NULL;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    stop(p, -1);
+    unref(p);
+    return;
+  }
+  size_t argc = 4;
+  napi_create_external(env, p, finalize, NULL, &argv[0]);
+  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_int32(env, port, &argv[2]);
+  napi_create_double(env, waited_ms, &argv[3]);
+  if (failed != NULL) {
+    napi_create_string_utf8(env, failed, NAPI_AUTO_LENGTH, &argv[4]);
+    napi_create_int32(env, err, &argv[5]);
+    argc = 6;
+  }
+  napi_get_reference_value(env, l->on_accept, &cb);
+  napi_get_global(env, &recv);
+  if (call_js(env, cb, recv, argc, argv, &result, p) == 0 && p->state != S_STOPPED) {
+    napi_valuetype t = napi_undefined;
+    if (result != NULL) napi_typeof(env, result, &t);
+    if (t == napi_object) napi_create_reference(env, result, 1, &p->owner);
+    else stop(p, -1); /* nobody to tell: close it */
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static int fast_accept(listener *l, pump *p);
+
+/* One accepted fd: the fast path takes it when it can (no JavaScript at all), else JS does. */
+static void accepted(listener *l, int fd, const struct sockaddr_storage *ss, socklen_t sslen) {
   int one = 1, err;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  pump *p = alloc_pump(env, 1, &err);
+  pump *p = alloc_pump(l->env, 1, &err);
   if (p == NULL) {
     close(fd);
     return;
@@ -1111,26 +1206,378 @@ static void accepted(listener *l, int fd, const struct sockaddr_storage *ss) {
   l->refs++;
   side_set_fd(p, 0, fd, 1);
   p->state = S_OPEN;
+  p->route = p->ep = -1;
+  p->hello_ms = -1;
+  memcpy(&p->peer, ss, sslen < sizeof p->peer ? sslen : sizeof p->peer);
+  if (l->fast != NULL && fast_accept(l, p)) return;
+  give_js(p, 0, NULL, 0);
+}
+
+/* ---- Fast path: a plain passthrough connection decided and carried in C, no JavaScript per connection ---- */
+/*
+ * A listener given a fast table (fastTable, from src/dataplane/fast-table.ts) peeks at each accepted
+ * connection's first bytes (MSG_PEEK: nothing is consumed). When they hold a whole ClientHello that the
+ * JavaScript reader would accept too (fastpath.c), its SNI maps to a fast route (a plain passthrough route
+ * whose only backend has IP endpoints, no PROXY, no lifetime limit, no rate limits: JS decides which), and the
+ * round-robin endpoint is clean in the shared health array, C connects; once connected the ClientHello, still
+ * in the client's socket, is pumped like any later byte. Anything else, and a backend attempt that fails, is
+ * handed to JS as an ordinary accepted connection (its bytes unread), which decides it with the full rules:
+ * a failed attempt comes with its endpoint and error so that JS reports it and retries from there.
+ * JS hears of fast connections through records, batched per event-loop batch: open (connected) and close
+ * (the connection record's fields), which it turns into the same metrics, logs and health reports.
+ */
+typedef struct fast_ep {
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+  } addr;
+  socklen_t salen;
+  int32_t health; /* slot in g_health (1: clean), -1: none, never fast */
+} fast_ep;
+
+typedef struct fast_route {
+  uint32_t first, count, cursor;
+  double connect_ms, idle_ms;
+} fast_route;
+
+typedef struct fast_table {
+  int refs; /* 1 while installed on a listener, 1 per fast connection using it */
+  double id;
+  fp_hosts *hosts;
+  int32_t catch_all; /* route for a name no key matches, -1: JS */
+  size_t hello_max;
+  double hello_timeout_ms;
+  fast_route *routes;
+  uint32_t n_routes;
+  fast_ep *eps;
+  uint32_t n_eps;
+} fast_table;
+
+enum { FAST_GO = 0, FAST_WAIT = 1, FAST_JS = 2, FAST_FAILED = 3 };
+enum { REC_OPEN = 1, REC_CLOSE = 2, REC_TABLE_FREED = 3 };
+
+/* Endpoint cleanliness written by JS (HealthRegistry): 1 = healthy with no failure counted. */
+static uint8_t g_health[65536];
+/* [0]: the last connection id handed out (JS's Connection ids come from the same counter). */
+static double g_ids[2];
+
+#define REC_STRIDE 18
+#define REC_MAX 512
+#define REC_STR_MAX 1100 /* client address + SNI + ALPN (at most 512) */
+#define STR_MAX (REC_MAX * 640)
+static double g_rec[REC_MAX * REC_STRIDE];
+static char g_str[STR_MAX];
+static int g_nrec;
+static size_t g_nstr;
+static int g_flushing;
+static napi_ref g_on_records;
+static uv_timer_t g_flush_timer;
+static int g_flush_timer_on;
+static napi_env g_rec_env;
+
+/* "ip:port" or "[ip]:port" (hostPort / endpointKey) into out (room for 64); returns the length. */
+static int host_port(const struct sockaddr_storage *ss, char *out) {
+  char ip[INET6_ADDRSTRLEN + 8];
+  int port;
   addr_name(ss, ip, sizeof ip, &port);
-  napi_handle_scope scope;
-  napi_value cb, recv, argv[3], result = NULL;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    stop(p, -1);
-    unref(p);
+  int v6 = ss->ss_family == AF_INET6;
+  size_t n = 0, len = strlen(ip);
+  if (len > 46) return 0;
+  if (v6) out[n++] = '[';
+  memcpy(out + n, ip, len);
+  n += len;
+  if (v6) out[n++] = ']';
+  out[n++] = ':';
+  char digits[8];
+  int d = 0;
+  do digits[d++] = (char)('0' + port % 10);
+  while ((port /= 10) > 0 && d < 7);
+  while (d > 0) out[n++] = digits[--d];
+  out[n] = '\0';
+  return (int)n;
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+  (void)t;
+  if (g_rec_env == NULL) return;
+  batch_open(g_rec_env);
+  batch_close(g_rec_env); /* flushes */
+}
+
+/* Records made outside an event batch (a JS call, a timer) are flushed on the next loop turn. */
+static void schedule_flush(void) {
+  if (B.depth > 0 || R.loop == NULL) return;
+  if (!g_flush_timer_on) {
+    uv_timer_init(R.loop, &g_flush_timer);
+    g_flush_timer_on = 1;
+  }
+  if (!uv_is_active((uv_handle_t *)&g_flush_timer)) uv_timer_start(&g_flush_timer, on_flush_timer, 0, 0);
+}
+
+/* Calls onRecords(n) for the records made so far; the ones made during the call are kept for the next round. */
+static void fast_flush(napi_env env) {
+  if (g_flushing) return;
+  g_flushing = 1;
+  batch_scope(env);
+  while (g_nrec > 0) {
+    int n = g_nrec;
+    size_t ns = g_nstr;
+    if (g_on_records != NULL) {
+      napi_handle_scope scope;
+      if (napi_open_handle_scope(env, &scope) == napi_ok) {
+        napi_value cb, recv, argv[1], result;
+        napi_get_reference_value(env, g_on_records, &cb);
+        napi_get_global(env, &recv);
+        napi_create_int32(env, n, &argv[0]);
+        call_js(env, cb, recv, 1, argv, &result, NULL);
+        napi_close_handle_scope(env, scope);
+      }
+    }
+    int rest = g_nrec - n;
+    if (rest > 0) {
+      memmove(g_rec, g_rec + (size_t)n * REC_STRIDE, (size_t)rest * REC_STRIDE * sizeof(double));
+      for (int k = 0; k < rest; k++) g_rec[k * REC_STRIDE + 12] -= (double)ns;
+      memmove(g_str, g_str + ns, g_nstr - ns);
+    }
+    g_nrec = rest;
+    g_nstr -= ns;
+  }
+  g_flushing = 0;
+}
+
+/* A free record slot (flushing first when full); NULL when none (full during a flush: dropped, counted). */
+static double *rec_slot(napi_env env) {
+  if (g_nrec >= REC_MAX || g_nstr + REC_STR_MAX > STR_MAX) fast_flush(env);
+  if (g_nrec >= REC_MAX || g_nstr + REC_STR_MAX > STR_MAX) {
+    g_shared[2]++;
+    return NULL;
+  }
+  double *r = &g_rec[(size_t)g_nrec * REC_STRIDE];
+  memset(r, 0, REC_STRIDE * sizeof(double));
+  g_nrec++;
+  schedule_flush();
+  return r;
+}
+
+/*
+ * Record layout (doubles): 0 type, 1 connection id, 2 table id, 3 route (-1), 4 endpoint (-1), 5 bytes from
+ * the client, 6 bytes to it, 7 duration ms, 8 ClientHello ms (-1), 9 end (K_DONE, K_ERROR, K_IDLE, or the
+ * code fastClose was given), 10 side, 11 -errno, 12 string offset, 13 client address length, 14 SNI length,
+ * 15 ALPN list length, 16 opened (a close record whose open record was sent).
+ */
+static void fast_record(pump *p, int type, int end, int sidei, int err) {
+  double *r = rec_slot(p->env);
+  if (r == NULL) return;
+  r[0] = type;
+  r[1] = p->conn_id;
+  r[2] = p->ft != NULL ? p->ft->id : -1;
+  r[3] = p->route;
+  r[4] = p->ep;
+  r[5] = p->bytes[0];
+  r[6] = p->bytes[1];
+  r[7] = (double)(uv_hrtime() - p->t0) / 1e6;
+  r[8] = p->hello_ms;
+  r[9] = end;
+  r[10] = sidei;
+  r[11] = err;
+  r[12] = (double)g_nstr;
+  r[16] = p->opened;
+  int n = host_port((const struct sockaddr_storage *)&p->peer, g_str + g_nstr);
+  g_nstr += (size_t)n;
+  r[13] = n;
+  if (p->info != NULL) {
+    memcpy(g_str + g_nstr, p->info, (size_t)p->sni_len + p->alpn_len);
+    g_nstr += (size_t)p->sni_len + p->alpn_len;
+    r[14] = p->sni_len;
+    r[15] = p->alpn_len;
+  }
+}
+
+static void fast_table_unref(fast_table *t) {
+  if (--t->refs > 0) return;
+  if (g_rec_env != NULL) {
+    double *r = rec_slot(g_rec_env);
+    if (r != NULL) {
+      r[0] = REC_TABLE_FREED;
+      r[2] = t->id;
+      r[12] = (double)g_nstr;
+    }
+  }
+  fp_hosts_free(t->hosts);
+  free(t->routes);
+  free(t->eps);
+  free(t);
+}
+
+/* Out of its listener's fast list; the table is dropped when `drop_table` (the connection goes to JS). */
+static void fast_detach(pump *p, int drop_table) {
+  listener *l = p->lst;
+  if (p->fprev != NULL) p->fprev->fnext = p->fnext;
+  else if (l->fast_list == p) l->fast_list = p->fnext;
+  if (p->fnext != NULL) p->fnext->fprev = p->fprev;
+  p->fnext = p->fprev = NULL;
+  l->fast_live--;
+  if (drop_table) {
+    fast_table_unref(p->ft);
+    p->ft = NULL;
+    free(p->info);
+    p->info = NULL;
+    p->route = p->ep = -1;
+  }
+}
+
+/* The connection ended (stopped already): its close record, and C's hold on it is dropped. */
+static void fast_end(pump *p, int end, int sidei, int err) {
+  fast_detach(p, 0);
+  if (p->conn_id == 0) p->conn_id = ++g_ids[0];
+  fast_record(p, REC_CLOSE, end, sidei, err);
+  unref(p);
+}
+
+static double since_accept_ms(const pump *p) { return (double)(uv_hrtime() - p->t0) / 1e6; }
+
+
+/* The fast attempt at p->ep failed with err: JS takes the connection from here (report, retry or reject). */
+static void fast_failed_to_js(pump *p, int err) {
+  char key[64];
+  host_port((const struct sockaddr_storage *)&p->ft->eps[p->ep].addr, key);
+  double waited = since_accept_ms(p);
+  fast_detach(p, 1);
+  give_js(p, waited, key, err);
+}
+
+static void fast_to_js(pump *p) {
+  double waited = since_accept_ms(p);
+  p->fast_wait = 0;
+  if (p->timer != NULL) uv_timer_stop(p->timer);
+  fast_detach(p, 1);
+  give_js(p, waited, NULL, 0);
+}
+
+/* Peeks at the client's first bytes and connects when the connection is a fast one (see the section head). */
+static int fast_try(pump *p, int *fail_err) {
+  fast_table *t = p->ft;
+  ssize_t n;
+  do n = recv(p->s[0].fd, g_buf, BUFSZ, MSG_PEEK);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return FAST_WAIT;
+    p->peek_err = -errno;
+    return FAST_JS;
+  }
+  if (n == 0) return FAST_JS;
+  fp_hello h;
+  if (!fp_hello_parse((const uint8_t *)g_buf, (size_t)n, t->hello_max, &h) || h.alpn_len > 512) return FAST_JS;
+  int32_t ri = fp_hosts_lookup(t->hosts, h.sni, (size_t)h.sni_len, t->catch_all);
+  if (ri < 0 || (uint32_t)ri >= t->n_routes) return FAST_JS;
+  fast_route *r = &t->routes[ri];
+  if (r->count == 0) return FAST_JS;
+  uint32_t k = r->cursor % r->count;
+  fast_ep *e = &t->eps[r->first + k];
+  /* Not clean (failing, ejected, or unknown): JS's balancer skips or heals it by its own rules. */
+  if (e->health < 0 || g_health[e->health] != 1) return FAST_JS;
+  char *info = (char *)malloc((size_t)h.sni_len + h.alpn_len + 1);
+  if (info == NULL) return FAST_JS;
+  memcpy(info, h.sni, (size_t)h.sni_len);
+  if (h.alpn_len > 0) memcpy(info + h.sni_len, g_buf + h.alpn_off, h.alpn_len);
+  if (ensure_timer(p) != 0) {
+    free(info);
+    return FAST_JS;
+  }
+  r->cursor = k + 1;
+  p->info = info;
+  p->sni_len = (uint16_t)h.sni_len;
+  p->alpn_len = (uint16_t)h.alpn_len;
+  p->hello_ms = since_accept_ms(p);
+  p->route = ri;
+  p->ep = (int32_t)(r->first + k);
+  p->fast_wait = 0;
+  p->s[0].want = 0; /* the ClientHello stays unread until connected (a registered fd is narrowed lazily) */
+  int fd = socket(e->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *fail_err = -errno;
+    return FAST_FAILED;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, &e->addr.sa, e->salen) < 0 && errno != EINPROGRESS) {
+    *fail_err = -errno;
+    close(fd);
+    return FAST_FAILED;
+  }
+  side *b = &p->s[1];
+  side_set_fd(p, 1, fd, 1);
+  b->rd_eof = b->wr_shut = 0;
+  int rc = side_watch(b, EPOLLOUT);
+  if (rc != 0) {
+    fd_close(p, 1, 0);
+    *fail_err = rc;
+    return FAST_FAILED;
+  }
+  p->idle_ms = r->idle_ms > 0 ? (uint64_t)r->idle_ms : 0;
+  p->state = S_CONNECTING;
+  if (r->connect_ms > 0) uv_timer_start(p->timer, on_timer, (uint64_t)r->connect_ms, 0);
+  else uv_timer_stop(p->timer);
+  return FAST_GO;
+}
+
+static int fast_accept(listener *l, pump *p) {
+  fast_table *t = l->fast;
+  p->ft = t;
+  t->refs++;
+  p->t0 = uv_hrtime();
+  p->fnext = l->fast_list;
+  if (l->fast_list != NULL) l->fast_list->fprev = p;
+  l->fast_list = p;
+  l->fast_live++;
+  int err = 0;
+  int r = fast_try(p, &err);
+  if (r == FAST_GO) return 1;
+  if (r == FAST_FAILED) {
+    fast_failed_to_js(p, err);
+    return 1;
+  }
+  if (r == FAST_WAIT && ensure_timer(p) == 0 && side_watch(&p->s[0], EPOLLIN) == 0) {
+    p->fast_wait = 1;
+    if (t->hello_timeout_ms > 0) uv_timer_start(p->timer, on_timer, (uint64_t)t->hello_timeout_ms, 0);
+    return 1;
+  }
+  fast_detach(p, 1);
+  return 0;
+}
+
+/* The waited-for client bytes arrived. Returns 1 when they were consumed (JS read them). */
+static int fast_readable(pump *p) {
+  int err = 0;
+  int r = fast_try(p, &err);
+  if (r == FAST_WAIT || r == FAST_GO) return 0;
+  if (r == FAST_FAILED) {
+    fast_failed_to_js(p, err);
+    return 0;
+  }
+  fast_to_js(p);
+  return 1;
+}
+
+/* No ClientHello within the hello timeout: JS takes it (and times it out at once, with its reasons). */
+static void fast_wait_timeout(pump *p) { fast_to_js(p); }
+
+static void fast_event(pump *p, int kind, int sidei, int err, int final, int reset) {
+  if (kind == K_CONNECTED) {
+    p->opened = 1;
+    p->conn_id = ++g_ids[0];
+    fast_record(p, REC_OPEN, 0, 0, 0);
     return;
   }
-  napi_create_external(env, p, finalize, NULL, &argv[0]);
-  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &argv[1]);
-  napi_create_int32(env, port, &argv[2]);
-  napi_get_reference_value(env, l->on_accept, &cb);
-  napi_get_global(env, &recv);
-  if (call_js(env, cb, recv, 3, argv, &result, p) == 0 && p->state != S_STOPPED) {
-    napi_valuetype t = napi_undefined;
-    if (result != NULL) napi_typeof(env, result, &t);
-    if (t == napi_object) napi_create_reference(env, result, 1, &p->owner);
-    else stop(p, -1); /* nobody to tell: close it */
+  if (kind == K_CONNECT_FAILED) {
+    fast_failed_to_js(p, err);
+    return;
   }
-  napi_close_handle_scope(env, scope);
+  if (!final) return;
+  if (kind == K_DONE && p->first_eof >= 0) sidei = p->first_eof;
+  stop(p, reset);
+  fast_end(p, kind, sidei, err);
 }
 
 static void on_listen_poll(uv_poll_t *h, int status, int events) {
@@ -1149,7 +1596,7 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
     socklen_t len = sizeof ss;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      accepted(l, fd, &ss);
+      accepted(l, fd, &ss, len);
       continue;
     }
     int e = errno;
@@ -1165,6 +1612,12 @@ static void on_listen_poll(uv_poll_t *h, int status, int events) {
   }
   batch_close(env);
   listener_unref(l);
+}
+
+static void listener_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  listener_unref((listener *)data);
 }
 
 static napi_value js_listen(napi_env env, napi_callback_info info) {
@@ -1217,7 +1670,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[3], 1, &l->on_accept);
   napi_create_reference(env, argv[4], 1, &l->on_event);
   uv_poll_start(&l->poll, UV_READABLE, on_listen_poll);
-  napi_create_external(env, l, NULL, NULL, &out);
+  /* One more for the JS handle: the listener outlives unlisten while JS can still pass it (fastCount...). */
+  l->refs++;
+  napi_create_external(env, l, listener_finalize, NULL, &out);
   return out;
 }
 
@@ -1244,11 +1699,15 @@ static napi_value js_listen_port(napi_env env, napi_callback_info info) {
   return int_value(env, port);
 }
 
-/* The external handle is never finalized on purpose: the listener lives until unlisten. */
+/* Stops accepting; the listener struct lives on while its JS handle or a connection it accepted does. */
 static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   listener *l = get_listener(env, info);
   if (l == NULL || l->closed) return NULL;
   l->closed = 1;
+  if (l->fast != NULL) {
+    fast_table_unref(l->fast);
+    l->fast = NULL;
+  }
   uv_close((uv_handle_t *)&l->poll, on_listener_handle_closed);
   uv_close((uv_handle_t *)&l->backoff, on_listener_handle_closed);
   close(l->fd);
@@ -1265,6 +1724,11 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   if (argc > 1) napi_get_value_double(env, argv[1], &timeout_ms);
   if (p->state != S_OPEN || p->s[0].fd < 0) return int_value(env, UV_EINVAL);
+  if (p->peek_err != 0) {
+    int e = p->peek_err;
+    p->peek_err = 0;
+    return int_value(env, e);
+  }
   if (timeout_ms > 0) {
     if (ensure_timer(p) != 0) return int_value(env, UV_ENOMEM);
     uv_timer_start(p->timer, on_timer, (uint64_t)timeout_ms, 0);
@@ -1365,6 +1829,267 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
   return out;
 }
 
+
+/* ---- Fast path: JS's side ---- */
+
+/* fastSetup(onRecords) -> { records: Float64Array, strings: Buffer, ids: Float64Array, health: Uint8Array } */
+static napi_value js_fast_setup(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, ab, v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !is_function(env, argv[0])) return throw_type(env, "fastSetup(onRecords)");
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || reactor_init(env, loop) != 0) return NULL;
+  if (g_on_records != NULL) napi_delete_reference(env, g_on_records);
+  napi_create_reference(env, argv[0], 1, &g_on_records);
+  g_rec_env = env;
+  napi_create_object(env, &out);
+  napi_create_external_arraybuffer(env, g_rec, sizeof g_rec, NULL, NULL, &ab);
+  napi_create_typedarray(env, napi_float64_array, sizeof g_rec / sizeof(double), ab, 0, &v);
+  napi_set_named_property(env, out, "records", v);
+  napi_create_external_buffer(env, STR_MAX, g_str, NULL, NULL, &v);
+  napi_set_named_property(env, out, "strings", v);
+  napi_create_external_arraybuffer(env, g_ids, sizeof g_ids, NULL, NULL, &ab);
+  napi_create_typedarray(env, napi_float64_array, 2, ab, 0, &v);
+  napi_set_named_property(env, out, "ids", v);
+  napi_create_external_arraybuffer(env, g_health, sizeof g_health, NULL, NULL, &ab);
+  napi_create_typedarray(env, napi_uint8_array, sizeof g_health, ab, 0, &v);
+  napi_set_named_property(env, out, "health", v);
+  return out;
+}
+
+static int prop(napi_env env, napi_value o, const char *name, napi_value *v) {
+  bool has = false;
+  return napi_has_named_property(env, o, name, &has) == napi_ok && has &&
+         napi_get_named_property(env, o, name, v) == napi_ok;
+}
+
+static int prop_double(napi_env env, napi_value o, const char *name, double *out) {
+  napi_value v;
+  return prop(env, o, name, &v) && napi_get_value_double(env, v, out) == napi_ok;
+}
+
+/* A typed array property: its data and element count, when its type is `want`. */
+static int prop_array(napi_env env, napi_value o, const char *name, napi_typedarray_type want, void **data,
+                      size_t *len) {
+  napi_value v, ab;
+  napi_typedarray_type type;
+  size_t off;
+  bool is = false;
+  if (!prop(env, o, name, &v) || napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
+  return type == want;
+}
+
+/* A string property copied out (latin1; NUL separators survive); the caller frees it. */
+static char *prop_string(napi_env env, napi_value o, const char *name, size_t *len) {
+  napi_value v;
+  if (!prop(env, o, name, &v) || napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
+  char *s = (char *)malloc(*len + 1);
+  if (s != NULL && napi_get_value_string_latin1(env, v, s, *len + 1, len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/*
+ * fastTable(l, spec | null): the fast routes for the listener's next connections (null: none, all go to JS).
+ * spec: { id, keys: NUL-joined names, values: Int32Array (route per key, -1: JS), catchAll, helloMax,
+ * helloTimeoutMs, routes: Float64Array (first endpoint, count, connect ms, idle ms per route),
+ * epIps: NUL-joined IP literals, epPorts: Int32Array, epHealth: Int32Array (g_health slot, -1 none) }.
+ * Returns 0 or -errno (UV_EINVAL: a bad spec, the listener keeps its previous table... none, see below).
+ */
+static napi_value js_fast_table(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *data = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_external(env, argv[0], &data) != napi_ok)
+    return throw_type(env, "fastTable(listener, spec | null)");
+  listener *l = (listener *)data;
+  napi_valuetype st;
+  napi_typeof(env, argv[1], &st);
+  fast_table *old = l->fast;
+  l->fast = NULL;
+  if (old != NULL) fast_table_unref(old);
+  if (st != napi_object || l->closed) return int_value(env, 0);
+  napi_value spec = argv[1];
+  double id, catch_all, hello_max, hello_timeout;
+  int32_t *values, *ports, *health;
+  double *routes;
+  size_t nvalues, nroutes, nports, nhealth, keys_len = 0, ips_len = 0;
+  if (!prop_double(env, spec, "id", &id) || !prop_double(env, spec, "catchAll", &catch_all) ||
+      !prop_double(env, spec, "helloMax", &hello_max) ||
+      !prop_double(env, spec, "helloTimeoutMs", &hello_timeout) ||
+      !prop_array(env, spec, "values", napi_int32_array, (void **)&values, &nvalues) ||
+      !prop_array(env, spec, "routes", napi_float64_array, (void **)&routes, &nroutes) ||
+      !prop_array(env, spec, "epPorts", napi_int32_array, (void **)&ports, &nports) ||
+      !prop_array(env, spec, "epHealth", napi_int32_array, (void **)&health, &nhealth) || nroutes % 4 != 0 ||
+      nports != nhealth)
+    return throw_type(env, "fastTable: bad spec");
+  char *keys = prop_string(env, spec, "keys", &keys_len);
+  char *ips = prop_string(env, spec, "epIps", &ips_len);
+  fast_table *t = (fast_table *)calloc(1, sizeof *t);
+  int err = UV_ENOMEM;
+  if (keys == NULL || ips == NULL || t == NULL) goto fail;
+  t->refs = 1;
+  t->id = id;
+  t->catch_all = (int32_t)catch_all;
+  t->hello_max = hello_max > 0 ? (size_t)hello_max : 0;
+  t->hello_timeout_ms = hello_timeout;
+  t->n_routes = (uint32_t)(nroutes / 4);
+  t->n_eps = (uint32_t)nports;
+  t->routes = (fast_route *)calloc(t->n_routes + 1, sizeof(fast_route));
+  t->eps = (fast_ep *)calloc(t->n_eps + 1, sizeof(fast_ep));
+  t->hosts = fp_hosts_new(keys, keys_len, values, (uint32_t)nvalues);
+  if (t->routes == NULL || t->eps == NULL || t->hosts == NULL) goto fail;
+  err = UV_EINVAL;
+  for (uint32_t i = 0; i < t->n_routes; i++) {
+    fast_route *r = &t->routes[i];
+    double first = routes[i * 4], count = routes[i * 4 + 1];
+    if (first < 0 || count < 0 || first + count > t->n_eps) goto fail;
+    r->first = (uint32_t)first;
+    r->count = (uint32_t)count;
+    r->connect_ms = routes[i * 4 + 2];
+    r->idle_ms = routes[i * 4 + 3];
+  }
+  const char *ip = ips;
+  for (uint32_t i = 0; i < t->n_eps; i++) {
+    fast_ep *e = &t->eps[i];
+    if (ip >= ips + ips_len + 1) goto fail;
+    if (uv_ip4_addr(ip, ports[i], &e->addr.v4) == 0) e->salen = sizeof(struct sockaddr_in);
+    else if (uv_ip6_addr(ip, ports[i], &e->addr.v6) == 0) e->salen = sizeof(struct sockaddr_in6);
+    else goto fail;
+    e->health = health[i] >= 0 && health[i] < (int32_t)sizeof g_health ? health[i] : -1;
+    ip += strlen(ip) + 1;
+  }
+  free(keys);
+  free(ips);
+  l->fast = t;
+  return int_value(env, 0);
+fail:
+  free(keys);
+  free(ips);
+  if (t != NULL) {
+    fp_hosts_free(t->hosts);
+    free(t->routes);
+    free(t->eps);
+    free(t);
+  }
+  return int_value(env, err);
+}
+
+/*
+ * fastClose(l, tableId, routes: Uint8Array | null, end): closes the listener's fast connections of that table
+ * (tableId < 0: of any table) whose route is marked in `routes` (null: all, unrouted ones too), each with a
+ * close record whose end is `end`. Returns how many.
+ */
+static napi_value js_fast_close(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void *data = NULL;
+  double table_id = -1;
+  int32_t end = 0;
+  uint8_t *mask = NULL;
+  size_t mask_len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || napi_get_value_external(env, argv[0], &data) != napi_ok ||
+      napi_get_value_double(env, argv[1], &table_id) != napi_ok || napi_get_value_int32(env, argv[3], &end) != napi_ok)
+    return throw_type(env, "fastClose(listener, tableId, routes, end)");
+  bool is = false;
+  if (napi_is_typedarray(env, argv[2], &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, argv[2], &type, &mask_len, (void **)&mask, &ab, &off);
+    if (type != napi_uint8_array) return throw_type(env, "fastClose: routes must be a Uint8Array");
+  }
+  listener *l = (listener *)data;
+  int n = 0;
+  pump *next;
+  for (pump *p = l->fast_list; p != NULL; p = next) {
+    next = p->fnext;
+    if (table_id >= 0 && p->ft->id != table_id) continue;
+    if (is && (p->route < 0 || (size_t)p->route >= mask_len || !mask[p->route])) continue;
+    stop(p, -1);
+    fast_end(p, end, 0, 0);
+    n++;
+  }
+  /* The records now, so the caller sees them when this returns (shutdown waits for nothing else). */
+  if (n > 0) fast_flush(env);
+  return int_value(env, n);
+}
+
+/* Test hooks for the pure parts. fastParse(buf, maxBytes) -> { sni, alpn: Buffer } | null */
+static napi_value js_fast_parse(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, v;
+  void *buf;
+  size_t len;
+  double max = 65536;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &buf, &len) != napi_ok) return throw_type(env, "fastParse(buf)");
+  if (argc > 1) napi_get_value_double(env, argv[1], &max);
+  fp_hello h;
+  if (!fp_hello_parse((const uint8_t *)buf, len, (size_t)max, &h)) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  napi_create_object(env, &out);
+  napi_create_string_latin1(env, h.sni, (size_t)h.sni_len, &v);
+  napi_set_named_property(env, out, "sni", v);
+  napi_create_buffer_copy(env, h.alpn_len, (const char *)buf + h.alpn_off, NULL, &v);
+  napi_set_named_property(env, out, "alpn", v);
+  return out;
+}
+
+/* fastLookup(keys: NUL-joined, values: Int32Array, names: string[]) -> Int32Array (-1: no key matches) */
+static napi_value js_fast_lookup(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out, ab;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value spec;
+  napi_create_object(env, &spec);
+  if (argc < 3) return throw_type(env, "fastLookup(keys, values, names)");
+  napi_set_named_property(env, spec, "keys", argv[0]);
+  napi_set_named_property(env, spec, "values", argv[1]);
+  size_t keys_len, nvalues;
+  int32_t *values;
+  char *keys = prop_string(env, spec, "keys", &keys_len);
+  if (keys == NULL || !prop_array(env, spec, "values", napi_int32_array, (void **)&values, &nvalues)) {
+    free(keys);
+    return throw_type(env, "fastLookup: keys must be a string, values an Int32Array");
+  }
+  fp_hosts *t = fp_hosts_new(keys, keys_len, values, (uint32_t)nvalues);
+  free(keys);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[2], &n);
+  int32_t *res;
+  napi_create_arraybuffer(env, n * sizeof(int32_t), (void **)&res, &ab);
+  napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value name;
+    char buf[300];
+    size_t len = 0;
+    napi_get_element(env, argv[2], i, &name);
+    napi_get_value_string_latin1(env, name, buf, sizeof buf, &len);
+    res[i] = t == NULL ? -2 : fp_hosts_lookup(t, buf, len, -1);
+  }
+  fp_hosts_free(t);
+  return out;
+}
+
+/* fastCount(l): the listener's fast connections alive (waiting, connecting or pumping). */
+static napi_value js_fast_count(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) return throw_type(env, "fastCount(l)");
+  return int_value(env, (int)((listener *)data)->fast_live);
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
@@ -1383,6 +2108,12 @@ NAPI_MODULE_INIT() {
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
       {"buffer", NULL, js_buffer, NULL, NULL, NULL, napi_default, NULL},
       {"shared", NULL, js_shared, NULL, NULL, NULL, napi_default, NULL},
+      {"fastSetup", NULL, js_fast_setup, NULL, NULL, NULL, napi_default, NULL},
+      {"fastTable", NULL, js_fast_table, NULL, NULL, NULL, napi_default, NULL},
+      {"fastClose", NULL, js_fast_close, NULL, NULL, NULL, napi_default, NULL},
+      {"fastCount", NULL, js_fast_count, NULL, NULL, NULL, napi_default, NULL},
+      {"fastParse", NULL, js_fast_parse, NULL, NULL, NULL, napi_default, NULL},
+      {"fastLookup", NULL, js_fast_lookup, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

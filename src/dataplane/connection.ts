@@ -2,8 +2,8 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { BackendSet, SniRoute, TableListener } from '../table/types.ts';
-import type { Balancer } from './balancer.ts';
+import type { Backend, BackendSet, SniRoute, TableListener } from '../table/types.ts';
+import type { Balancer, PickedEndpoint } from './balancer.ts';
 import type { ClientHello } from './clienthello.ts';
 import { type ConnectionRecord, type EndReason, hostPort, logConnection } from './conn-log.ts';
 import { admitConnection } from './conn-rate.ts';
@@ -11,6 +11,7 @@ import type { DataPlaneEvents } from './events.ts';
 import type { HealthRegistry } from './health.ts';
 import { NativePassthrough } from './native-passthrough.ts';
 import {
+  allocConnId,
   nativePump,
   PUMP_DATA,
   PUMP_EOF,
@@ -95,11 +96,10 @@ interface SocketHandlers {
   data: (chunk: Buffer) => void;
 }
 
-let nextConnId = 1;
 const noop = (): void => {};
 
 export class Connection {
-  readonly connId = nextConnId++;
+  readonly connId = allocConnId();
   readonly #rt: BindRuntime;
   /** The counter this connection was counted in (the state may be swapped before it ends). */
   #active: { n: number } = { n: 0 };
@@ -113,7 +113,11 @@ export class Connection {
   /** Bytes moved by carriers gone before the record: the native pre-routing reads, a detached socket. */
   #bytesRead = 0;
   #bytesWritten = 0;
-  readonly #startedAt = performance.now();
+  readonly #startedAt: number;
+  /** A fast-path backend attempt that failed before C handed the connection over (native/pump). */
+  #fastFailed: { key: string; err: number } | null = null;
+  /** Its endpoint, for the record when nothing else was tried. */
+  #failedEndpoint: string | null = null;
   #clientAddress = '';
   #clientPort = 0;
   /** Until routed; then only what the record needs is kept (#sni, #alpn, #proxyIn). */
@@ -143,14 +147,23 @@ export class Connection {
   constructor(
     rt: BindRuntime,
     socket: net.Socket | null,
-    native?: { h: PumpHandle; address: string; port: number },
+    native?: {
+      h: PumpHandle;
+      address: string;
+      port: number;
+      /** How long the fast path held the connection before handing it over (its bytes still unread). */
+      waitedMs?: number;
+      failed?: { key: string; err: number };
+    },
   ) {
     this.#rt = rt;
     this.#socket = socket;
+    this.#startedAt = performance.now() - (native?.waitedMs ?? 0);
     if (native !== undefined) {
       this.#h = native.h;
       this.#clientAddress = native.address;
       this.#clientPort = native.port;
+      this.#fastFailed = native.failed ?? null;
     }
   }
 
@@ -281,8 +294,10 @@ export class Connection {
       this.#helloTimer = setTimeout(() => this.#onHelloTimeout(), bind.client.helloTimeoutMs);
       socket.on('data', this.#handlers!.data);
     } else {
-      // The pump's own timer: no Node timer per connection. The ClientHello is usually there already.
-      const r = nativePump!.readStart(this.#h!, bind.client.helloTimeoutMs);
+      // The pump's own timer: no Node timer per connection. The ClientHello is usually there already. Time the
+      // fast path spent waiting for it counts (at least 1 ms is left: 0 would mean no limit).
+      const waited = performance.now() - this.#startedAt;
+      const r = nativePump!.readStart(this.#h!, Math.max(1, bind.client.helloTimeoutMs - waited));
       if (r > 0) this.#onData(pumpBuffer!.subarray(0, r), true);
       else if (r === UV_EOF) this.#onEnd();
       else if (r < 0) {
@@ -395,13 +410,33 @@ export class Connection {
       return;
     }
     const shared = this.#rt.shared;
+    let first: PickedEndpoint & { backend: Backend } = pick;
+    let tried: string[] | undefined;
+    const failed = this.#fastFailed;
+    if (failed !== null) {
+      // The fast path's attempt was this connection's first: reported and retried as Passthrough would.
+      this.#fastFailed = null;
+      const code = errName(failed.err);
+      shared.health.reportFailure(failed.key, pick.backend.policy.healthCheck?.unhealthyThreshold ?? 1, code);
+      shared.events.connectFailed(failed.key, code);
+      tried = [failed.key];
+      const next = balancer.retryEndpoint(pick.backend, tried);
+      if (next === null) {
+        this.#failedEndpoint = failed.key;
+        this.#reject('connect-failed', code);
+        return;
+      }
+      first = next;
+      this.#backend = next.backend.id;
+    }
     // Native when it can carry the connection: accepted in C (adopt its handle), or a net.Socket whose fd it
     // takes a dup of; the Postgres SSLRequest exchange and hostname endpoints need the JavaScript path.
     const native = !reader.pgSsl && balancer.ipEndpointsOnly;
     const opts = {
       balancer,
-      backend: pick.backend,
-      first: pick,
+      backend: first.backend,
+      first,
+      tried,
       // Adopted, the head is sent on (copied by the pump) before this call returns; anything else keeps it.
       head: this.#h !== null && !native ? Buffer.from(reader.tail()) : reader.tail(),
       proxyOut: () => this.#proxyOut(),
@@ -562,7 +597,7 @@ export class Connection {
       alpn: this.#alpn ?? hello?.alpn ?? null,
       route: this.#routeName,
       backend: this.#pt?.backend.id ?? this.#backend ?? this.#outcome?.backend ?? null,
-      endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? null,
+      endpoint: this.#pt?.endpoint ?? this.#outcome?.endpoint ?? this.#failedEndpoint,
       bytesIn: this.#bytesRead + (this.#socket?.bytesRead ?? 0) + (this.#pt?.pumpedIn ?? 0),
       bytesOut: this.#bytesWritten + (this.#socket?.bytesWritten ?? 0) + (this.#pt?.pumpedOut ?? 0),
       durationMs: Math.round(performance.now() - this.#startedAt),

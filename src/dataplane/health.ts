@@ -1,7 +1,7 @@
 /** Endpoint health, keyed by `address:port` so it survives table swaps: passive marking and active TCP or HTTP checks. */
 import net from 'node:net';
 import type { Endpoint, HealthCheck } from '../table/types.ts';
-import { pumpShared } from './native-pump.ts';
+import { fastShared, pumpShared } from './native-pump.ts';
 
 export function endpointKey(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
@@ -34,6 +34,26 @@ interface State {
   check: HealthCheck | null;
   timer: NodeJS.Timeout | null;
   probe: net.Socket | null;
+  /** Index in the fast path's health array (clean or not, for C's picks); -1: none. */
+  slot: number;
+}
+
+/** Free slots of the fast path's health array, shared by every registry in the process. */
+const freeSlots: number[] = [];
+let nextSlot = 0;
+
+function takeSlot(): number {
+  const mirror = fastShared?.health;
+  if (mirror === undefined) return -1;
+  const slot = freeSlots.pop() ?? (nextSlot < mirror.length ? nextSlot++ : -1);
+  if (slot >= 0) mirror[slot] = 0;
+  return slot;
+}
+
+function giveSlot(slot: number): void {
+  if (slot < 0) return;
+  fastShared!.health[slot] = 0;
+  freeSlots.push(slot);
 }
 
 export interface HealthOptions {
@@ -94,6 +114,12 @@ export class HealthRegistry implements HealthView {
     s.failures = 0;
     // A real connection that got through is proof enough, with or without an active check.
     if (!s.healthy) this.#set(key, s, true);
+    else mirror(s);
+  }
+
+  /** The endpoint's slot in the fast path's health array (-1: none, C never picks it). */
+  cleanSlot(key: string): number {
+    return this.#states.get(key)?.slot ?? -1;
   }
 
   /** Called on each table swap: keeps state of endpoints still present, starts and stops active checks. */
@@ -102,6 +128,7 @@ export class HealthRegistry implements HealthView {
     for (const [key, s] of this.#states) {
       if (!watched.has(key)) {
         this.#stopCheck(s);
+        giveSlot(s.slot);
         this.#states.delete(key);
       }
     }
@@ -119,7 +146,9 @@ export class HealthRegistry implements HealthView {
           check: null,
           timer: null,
           probe: null,
+          slot: takeSlot(),
         };
+        mirror(s);
         this.#states.set(key, s);
       }
       if (!sameCheck(s.check, w.check)) {
@@ -148,7 +177,11 @@ export class HealthRegistry implements HealthView {
 
   close(): void {
     this.#closed = true;
-    for (const s of this.#states.values()) this.#stopCheck(s);
+    for (const s of this.#states.values()) {
+      this.#stopCheck(s);
+      giveSlot(s.slot);
+      s.slot = -1;
+    }
   }
 
   #fail(key: string, s: State, threshold: number, error: string): void {
@@ -157,12 +190,14 @@ export class HealthRegistry implements HealthView {
     s.failures++;
     s.successes = 0;
     s.lastError = error;
+    mirror(s);
     if (s.healthy && s.failures >= threshold) this.#set(key, s, false);
   }
 
   #set(key: string, s: State, healthy: boolean): void {
     s.healthy = healthy;
     s.since = this.#now();
+    mirror(s);
     this.#onChange(key, healthy);
   }
 
@@ -186,6 +221,7 @@ export class HealthRegistry implements HealthView {
       if (ok) {
         s.successes++;
         s.failures = 0;
+        mirror(s);
         if (!s.healthy && s.successes >= check.healthyThreshold) this.#set(key, s, true);
       } else {
         this.#fail(key, s, check.unhealthyThreshold, error);
@@ -244,4 +280,9 @@ function sameCheck(a: HealthCheck | null, b: HealthCheck | null): boolean {
     a.healthyThreshold === b.healthyThreshold &&
     JSON.stringify(a.http ?? null) === JSON.stringify(b.http ?? null)
   );
+}
+
+/** Clean (healthy, no failure counted) in the fast path's health array: C connects only to those. */
+function mirror(s: State): void {
+  if (s.slot >= 0) fastShared!.health[s.slot] = s.healthy && s.failures === 0 ? 1 : 0;
 }

@@ -36,6 +36,8 @@ export interface NativePassthroughOptions {
   proxyOut: () => ProxyAddresses;
   health: HealthRegistry;
   events: DataPlaneEvents;
+  /** Endpoints already tried and failed (a fast-path attempt): retries count them. */
+  tried?: string[];
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -114,6 +116,7 @@ export class NativePassthrough {
     this.#done = done;
     this.#first = o.first;
     this.#proxy = proxy;
+    if (o.tried !== undefined) this.#tried = [...o.tried];
     this.endpoint = o.first.key;
     this.backend = o.backend;
   }

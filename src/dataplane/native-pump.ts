@@ -12,8 +12,31 @@ import { isMainThread } from 'node:worker_threads';
 export type PumpHandle = object;
 export type ListenHandle = object;
 
-/** Per accepted connection: returns the object its events are delivered to (`this` of the event callback). */
-export type AcceptCallback = (h: PumpHandle, ip: string, port: number) => object | undefined;
+/**
+ * Per connection accepted and given to JS: returns the object its events are delivered to (`this` of the event
+ * callback). `waitedMs`: how long the fast path held it first (its bytes are still unread); `failedEndpoint` and
+ * `failedErr`: the fast path's backend attempt that failed (JS reports it and goes on from there).
+ */
+export type AcceptCallback = (
+  h: PumpHandle,
+  ip: string,
+  port: number,
+  waitedMs: number,
+  failedEndpoint?: string,
+  failedErr?: number,
+) => object | undefined;
+
+/** The fast path's shared memory (fastSetup): record buffers, the connection id counter, endpoint health. */
+export interface FastShared {
+  /** 18 doubles per record (layout in native/pump/pump.c, fast_record). */
+  records: Float64Array;
+  /** The records' strings (client address, SNI, ALPN list), latin1. */
+  strings: Buffer;
+  /** [0]: the last connection id handed out, by C or by allocConnId(). */
+  ids: Float64Array;
+  /** Per health slot: 1 when the endpoint is clean (healthy, no failure counted); C picks only those. */
+  health: Uint8Array;
+}
 /**
  * Events of accepted connections (PUMP_* kinds; with PUMP_DATA `err` is the byte count, in pumpBuffer), and
  * PUMP_ACCEPT_ERROR with `this` unset.
@@ -81,8 +104,20 @@ export interface NativePump {
   localAddress(h: PumpHandle): { address: string; port: number };
   /** The pump's read buffer (the bytes of readStart and PUMP_DATA are at its start). */
   buffer(): Buffer;
-  /** Shared with C: [0] is the endpoint failure epoch (see pumpShared). */
+  /** Shared with C: [0] is the endpoint failure epoch (see pumpShared), [2] fast records dropped. */
   shared(): Int32Array;
+  /** Once per process: `onRecords(n)` receives each batch of fast-path records. */
+  fastSetup(onRecords: (n: number) => void): FastShared;
+  /** The fast routes of a native listener's next connections (null: none); 0 or a negative errno. */
+  fastTable(l: ListenHandle, spec: object | null): number;
+  /** Closes fast connections of a table (-1: any) whose route is marked (null: all); returns how many. */
+  fastClose(l: ListenHandle, tableId: number, routes: Uint8Array | null, end: number): number;
+  /** Fast connections of the listener still open (waiting for a hello, connecting or pumping). */
+  fastCount(l: ListenHandle): number;
+  /** Test hook: the C ClientHello check (null: left to JavaScript); `alpn` is the raw protocol list. */
+  fastParse(b: Buffer, maxBytes?: number): { sni: string; alpn: Buffer } | null;
+  /** Test hook: the C hostname table's value for each name (-1: no key matches). */
+  fastLookup(keys: string, values: Int32Array, names: string[]): Int32Array;
 }
 
 /**
@@ -108,6 +143,8 @@ export const PUMP_ACCEPT_ERROR = 8;
 export const PUMP_READ_TIMEOUT = 9;
 /** libuv's end-of-file code, as readStart returns it. */
 export const UV_EOF = -4095;
+/** -ECONNREFUSED, as the pump reports a refused connect. */
+export const UV_ECONNREFUSED = -111;
 
 function load(): NativePump | null {
   if (process.env.SNIGATE_PUMP === 'js') return null;
@@ -131,3 +168,21 @@ export const pumpBuffer: Buffer | null = nativePump?.buffer() ?? null;
  * passes it, and the pump skips PUMP_CONNECTED unless it moved meanwhile.
  */
 export const pumpShared: Int32Array = nativePump?.shared() ?? new Int32Array(4);
+
+let recordsHandler: (n: number) => void = () => {};
+
+/** Where fast-path records go (src/dataplane/fast-path.ts sets it; one handler per process). */
+export function onFastRecords(handler: (n: number) => void): void {
+  recordsHandler = handler;
+}
+
+/** The fast path's shared memory, set up once with the pump. */
+export const fastShared: FastShared | null = nativePump?.fastSetup((n) => recordsHandler(n)) ?? null;
+
+const ids: Float64Array = fastShared?.ids ?? new Float64Array(2);
+
+/** The next connection id: one sequence for Connection and the fast path's connections (in logs and records). */
+export function allocConnId(): number {
+  ids[0] = ids[0]! + 1;
+  return ids[0]!;
+}

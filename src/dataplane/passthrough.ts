@@ -34,6 +34,8 @@ export interface PassthroughOptions {
    * passthrough, where the client's own TLS already goes through untouched.
    */
   reencrypt?: boolean;
+  /** Endpoints already tried and failed (a fast-path attempt): retries count them. */
+  tried?: string[];
 }
 
 /**
@@ -67,7 +69,7 @@ export class Passthrough {
   readonly #done: PassthroughDone;
   #state: State = 'connecting';
   #sock: net.Socket | null = null;
-  #tried: string[] = [];
+  #tried: string[];
   #forced: EndReason | null = null;
   #error: EndReason | null = null;
   #fin: EndReason | null = null;
@@ -90,6 +92,7 @@ export class Passthrough {
     this.#done = done;
     this.endpoint = opts.first.key;
     this.backend = opts.backend;
+    this.#tried = opts.tried === undefined ? [] : [...opts.tried];
   }
 
   start(): void {

@@ -6,8 +6,24 @@ import { Balancer } from './balancer.ts';
 import { hostPort } from './conn-log.ts';
 import { type BindRuntime, type CompiledState, Connection, type HandOff, type Shared } from './connection.ts';
 import { type DataPlaneEvents, withDefaults } from './events.ts';
+import {
+  buildFastTable,
+  FAST_END_DRAINED,
+  FAST_END_SHUTDOWN,
+  type FastTable,
+  fastPathEnabled,
+  installFastTable,
+  olderTables,
+} from './fast-path.ts';
 import { endpointKey, HealthRegistry, type WatchedEndpoint } from './health.ts';
-import { type NativePump, nativePump, PUMP_ACCEPT_ERROR, type PumpHandle } from './native-pump.ts';
+import {
+  type ListenHandle,
+  type NativePump,
+  nativePump,
+  PUMP_ACCEPT_ERROR,
+  type PumpHandle,
+  UV_ECONNREFUSED,
+} from './native-pump.ts';
 import { compileBind } from './sni-router.ts';
 import { errName } from './socket-fd.ts';
 
@@ -43,6 +59,10 @@ export interface ApplyResult {
 interface Listening extends BindRuntime {
   host: string;
   port: number;
+  /** Accepting in C: its listener handle (the fast path's tables and connections hang on it). */
+  native: ListenHandle | null;
+  /** The fast table new connections use, if any. */
+  fast: FastTable | null;
   /** Stops accepting; resolves when the socket is closed (a net.Server's once its connections ended too). */
   stop: () => Promise<void>;
   /** The bound address (port 0 resolved), null before listening. */
@@ -55,7 +75,7 @@ export class DataPlane {
   readonly #health: HealthRegistry;
   readonly #listening = new Map<string, Listening>();
   /** Connections of binds that were removed: still ours to drain and shut down. */
-  readonly #orphans = new Set<BindRuntime>();
+  readonly #orphans = new Set<Listening>();
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   /** Open connections per table bind (address|port), shared by its sockets and kept across swaps. */
   readonly #active = new Map<string, { n: number }>();
@@ -85,7 +105,7 @@ export class DataPlane {
 
   async #apply(table: RoutingTable): Promise<ApplyResult> {
     if (this.#closed) throw new Error('DataPlane is shut down');
-    for (const o of this.#orphans) if (o.connections.size === 0) this.#orphans.delete(o);
+    for (const o of this.#orphans) if (open(o) === 0) this.#orphans.delete(o);
     const random = this.#opts.random ?? Math.random;
     const wanted = new Map<string, { host: string; bind: Bind; state: CompiledState }>();
     const watched = new Map<string, WatchedEndpoint>();
@@ -105,6 +125,7 @@ export class DataPlane {
       const existing = this.#listening.get(k);
       if (existing !== undefined) {
         existing.state = w.state;
+        this.#installFast(existing);
         this.#drainMissing(existing);
         results.push({ address: w.host, port: w.bind.port, ok: true });
         continue;
@@ -122,7 +143,7 @@ export class DataPlane {
       // Stop accepting; established connections are never touched by a swap, only drained.
       this.#listening.delete(k);
       void l.stop();
-      if (l.connections.size > 0) {
+      if (open(l) > 0) {
         this.#orphans.add(l);
         this.#drainMissing(l, true);
       }
@@ -143,8 +164,16 @@ export class DataPlane {
 
   activeConnections(): number {
     let n = 0;
-    for (const l of this.#listening.values()) n += l.connections.size;
-    for (const o of this.#orphans) n += o.connections.size;
+    for (const l of this.#listening.values()) n += open(l);
+    for (const o of this.#orphans) n += open(o);
+    return n;
+  }
+
+  /** Open connections carried by the native fast path (a subset of activeConnections()). */
+  fastConnections(): number {
+    let n = 0;
+    for (const l of [...this.#listening.values(), ...this.#orphans])
+      if (l.native !== null) n += nativePump!.fastCount(l.native);
     return n;
   }
 
@@ -161,7 +190,10 @@ export class DataPlane {
     }
     this.#listening.clear();
     await this.#waitIdle(Date.now() + Math.max(0, graceMs));
-    for (const o of this.#orphans) for (const c of [...o.connections]) c.close('shutdown');
+    for (const o of this.#orphans) {
+      for (const c of [...o.connections]) c.close('shutdown');
+      if (o.native !== null) nativePump!.fastClose(o.native, -1, null, FAST_END_SHUTDOWN);
+    }
     // Destroyed sockets report 'close' a tick later; their records are written by then.
     await this.#waitIdle(Date.now() + 1000);
     await Promise.all(servers);
@@ -187,6 +219,8 @@ export class DataPlane {
       display: hostPort(host, port),
       state,
       connections: new Set(),
+      native: null,
+      fast: null,
       shared: this.#shared,
       stop: () => Promise.resolve(),
       address: () => null,
@@ -235,9 +269,20 @@ export class DataPlane {
    */
   #openNative(pump: NativePump, k: string, l: Listening, ipv6Only: boolean): string | null {
     const logger = this.#shared.logger;
-    const onAccept = (h: PumpHandle, address: string, port: number): object | undefined => {
+    const onAccept = (
+      h: PumpHandle,
+      address: string,
+      port: number,
+      waitedMs: number,
+      failedEndpoint?: string,
+      failedErr?: number,
+    ): object | undefined => {
       try {
-        const c = new Connection(l, null, { h, address, port });
+        const failed =
+          failedEndpoint === undefined
+            ? undefined
+            : { key: failedEndpoint, err: failedErr ?? UV_ECONNREFUSED };
+        const c = new Connection(l, null, { h, address, port, waitedMs, failed });
         c.start();
         return c;
       } catch (err) {
@@ -267,8 +312,17 @@ export class DataPlane {
       return Promise.resolve();
     };
     l.address = () => ({ address: l.host, port });
+    l.native = h;
+    this.#installFast(l);
     this.#listening.set(k, l);
     return null;
+  }
+
+  /** Gives a native listener the fast table of its current state (none when the fast path is off). */
+  #installFast(l: Listening): void {
+    if (l.native === null) return;
+    const built = fastPathEnabled() ? buildFastTable(l.state, l, this.#health) : null;
+    l.fast = installFastTable(nativePump!, l.native, built);
   }
 
   #bindFailed(l: Listening, code: string): string {
@@ -278,20 +332,45 @@ export class DataPlane {
   }
 
   /** Schedules closing the connections whose route is gone (all of them when the bind is gone). */
-  #drainMissing(rt: BindRuntime, all = false): void {
+  #drainMissing(rt: Listening, all = false): void {
     const grace = this.#opts.drainGraceMs ?? 0;
     if (grace <= 0) return;
     const keys = rt.state.compiled.routeKeys;
     const doomed: Connection[] = [];
     for (const c of rt.connections) if (all || (c.routeKey !== null && !keys.has(c.routeKey))) doomed.push(c);
-    if (doomed.length === 0) return;
+    // Fast connections are on the tables installed before this swap; those whose route is gone are closed.
+    const fastDoomed: { id: number; routes: Uint8Array | null }[] = [];
+    if (rt.native !== null) {
+      if (all) fastDoomed.push({ id: -1, routes: null });
+      else {
+        for (const t of olderTables(rt, rt.fast)) {
+          const routes = new Uint8Array(t.routes.length);
+          let any = false;
+          t.routes.forEach((r, i) => {
+            if (keys.has(r.names.key)) return;
+            routes[i] = 1;
+            any = true;
+          });
+          if (any) fastDoomed.push({ id: t.id, routes });
+        }
+      }
+    }
+    if (doomed.length === 0 && fastDoomed.length === 0) return;
+    const native = rt.native;
     const timer = setTimeout(() => {
       this.#drainTimers.delete(timer);
       for (const c of doomed) c.close('drained');
+      if (native !== null)
+        for (const d of fastDoomed) nativePump!.fastClose(native, d.id, d.routes, FAST_END_DRAINED);
     }, grace);
     timer.unref();
     this.#drainTimers.add(timer);
   }
+}
+
+/** Connections a listener still has open: its Connection objects and the fast path's. */
+function open(l: Listening): number {
+  return l.connections.size + (l.native === null ? 0 : nativePump!.fastCount(l.native));
 }
 
 function key(host: string, port: number): string {
