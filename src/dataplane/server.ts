@@ -321,8 +321,17 @@ export class DataPlane {
   /** Gives a native listener the fast table of its current state (none when the fast path is off). */
   #installFast(l: Listening): void {
     if (l.native === null) return;
-    const built = fastPathEnabled() ? buildFastTable(l.state, l, this.#health) : null;
-    l.fast = installFastTable(nativePump!, l.native, built);
+    try {
+      const built = fastPathEnabled() ? buildFastTable(l.state, l, this.#health) : null;
+      l.fast = installFastTable(nativePump!, l.native, built);
+    } catch (err) {
+      // A bug here must not fail the swap: without a table every connection takes the JavaScript path.
+      l.fast = null;
+      this.#shared.logger.error({ bind: l.display, err }, 'fast path table not installed');
+      try {
+        nativePump!.fastTable(l.native, null);
+      } catch {}
+    }
   }
 
   #bindFailed(l: Listening, code: string): string {
