@@ -66,6 +66,9 @@ const REC_OPEN = 1;
 const REC_CLOSE = 2;
 const REC_TABLE_FREED = 3;
 
+/** Binds with more listener and route hostnames than this keep the JavaScript path (see buildFastTable). */
+export const MAX_FAST_KEYS = 20_000;
+
 let nextTableId = 1;
 const tables = new Map<number, FastTable>();
 onFastRecords(onRecords);
@@ -100,6 +103,11 @@ export function buildFastTable(
       keys.push(k);
     }
   };
+  let hostnames = 0;
+  for (const l of bind.listeners) hostnames += l.routes.length + 1;
+  // Building costs ~7 us per key (each is resolved through the JavaScript router): past this many the swap
+  // would outgrow its budget (100k hostnames: +0.7 s), so such binds keep the JavaScript path. Not yet tuned.
+  if (hostnames > MAX_FAST_KEYS) return null;
   for (const l of bind.listeners) {
     add(l.hostname);
     for (const r of l.routes) add(r.hostname);
