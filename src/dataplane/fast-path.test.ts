@@ -1,7 +1,6 @@
 /** The native fast path: its C parser and hostname table agree with the JavaScript ones; on real sockets it carries plain passthrough and hands everything else to JS. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { before, describe, it, test } from 'node:test';
 import fc from 'fast-check';
 import type { BackendPolicy, RoutingTable } from '../table/types.ts';
@@ -22,6 +21,7 @@ import {
   backend,
   bind,
   captureHello,
+  closedPort,
   collect,
   ep,
   listener,
@@ -156,14 +156,6 @@ before(async () => {
   hello = await captureHello('svc.example.com', ['h2', 'http/1.1']);
   helloOther = await captureHello('other.example.com');
 });
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function table(ports: number[], policy: Partial<BackendPolicy> = {}): RoutingTable {
   return {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { createCA } from '../../test/support/certs.ts';
@@ -14,6 +14,7 @@ import type { AccessRecord } from './access-log.ts';
 import { createHttpHandler, type PassiveHealth } from './http-proxy.ts';
 import { fakeCtx, httpBackend, httpListener, rule, vhost } from './http-testkit.ts';
 import type { HttpHandler, RequestContext } from './http-types.ts';
+import { closedPort } from './testkit.ts';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -382,15 +383,6 @@ test('timeouts: request and backendRequest give 504', async () => {
     ['request-timeout', 'backend-timeout'],
   );
 });
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('upstream down gives 502 and a passive failure; an idempotent request retries another endpoint', async () => {
   const down = await closedPort();

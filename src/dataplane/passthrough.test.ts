@@ -1,6 +1,5 @@
 /** Passthrough on real sockets: byte-exact replay, backend-first, half-close, resets, retries, PROXY out, timeouts, weights. */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { before, test } from 'node:test';
 import type { RoutingTable } from '../table/types.ts';
 import { decodeProxyHeader } from './proxy-protocol.ts';
@@ -8,6 +7,7 @@ import {
   backend,
   bind,
   captureHello,
+  closedPort,
   collect,
   ep,
   listener,
@@ -30,14 +30,6 @@ function one(port: number, policy: Parameters<typeof backend>[2] = {}): RoutingT
       bind([listener('l', null, [route('svc.example.com', 'svc', [backend('b', [ep(port)], policy)])])]),
     ],
   };
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 test('a ClientHello written one byte at a time reaches the backend byte-identical', async () => {

@@ -225,6 +225,15 @@ export function collect(s: net.Socket, timeoutMs = 3000): Promise<{ data: Buffer
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A loopback port nothing listens on (bound, then closed): connects to it are refused. */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 /** A complete connection record for tests of the event consumers; `over` sets what the test is about. */
 export function connectionRecord(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
   return {
