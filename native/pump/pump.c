@@ -184,7 +184,7 @@ struct fast_table;
 static void fast_table_unref(struct fast_table *t);
 static void fast_event(pump *p, int kind, int sidei, int err, int final, int reset);
 static int fast_readable(pump *p);
-static void fast_wait_timeout(pump *p);
+static void fast_to_js(pump *p);
 static void fast_flush(napi_env env);
 static int g_nrec;
 
@@ -798,7 +798,7 @@ static void on_timer(uv_timer_t *t) {
   pump *p = (pump *)t->data;
   p->refs++;
   if (p->state == S_OPEN && p->fast_wait) {
-    fast_wait_timeout(p);
+    fast_to_js(p); /* no ClientHello in time: JS times it out at once, with its reasons */
   } else if (p->state == S_OPEN && p->reading) {
     emit(p, K_READ_TIMEOUT, 0, UV_ETIMEDOUT, 0, -1);
   } else if (p->state == S_CONNECTING) {
@@ -1560,9 +1560,6 @@ static int fast_readable(pump *p) {
   return 1;
 }
 
-/* No ClientHello within the hello timeout: JS takes it (and times it out at once, with its reasons). */
-static void fast_wait_timeout(pump *p) { fast_to_js(p); }
-
 static void fast_event(pump *p, int kind, int sidei, int err, int final, int reset) {
   if (kind == K_CONNECTED) {
     p->opened = 1;
@@ -1869,22 +1866,26 @@ static int prop_double(napi_env env, napi_value o, const char *name, double *out
   return prop(env, o, name, &v) && napi_get_value_double(env, v, out) == napi_ok;
 }
 
-/* A typed array property: its data and element count, when its type is `want`. */
-static int prop_array(napi_env env, napi_value o, const char *name, napi_typedarray_type want, void **data,
-                      size_t *len) {
-  napi_value v, ab;
+/* A typed array's data and element count, when it is one of type `want`. */
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
+  napi_value ab;
   napi_typedarray_type type;
   size_t off;
   bool is = false;
-  if (!prop(env, o, name, &v) || napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
   if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
   return type == want;
 }
 
-/* A string property copied out (latin1; NUL separators survive); the caller frees it. */
-static char *prop_string(napi_env env, napi_value o, const char *name, size_t *len) {
+static int prop_array(napi_env env, napi_value o, const char *name, napi_typedarray_type want, void **data,
+                      size_t *len) {
   napi_value v;
-  if (!prop(env, o, name, &v) || napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
+  return prop(env, o, name, &v) && typed_array(env, v, want, data, len);
+}
+
+/* A string copied out (latin1; NUL separators survive); the caller frees it. NULL: not a string, no memory. */
+static char *string_copy(napi_env env, napi_value v, size_t *len) {
+  if (napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
   char *s = (char *)malloc(*len + 1);
   if (s != NULL && napi_get_value_string_latin1(env, v, s, *len + 1, len) != napi_ok) {
     free(s);
@@ -1893,12 +1894,19 @@ static char *prop_string(napi_env env, napi_value o, const char *name, size_t *l
   return s;
 }
 
+static char *prop_string(napi_env env, napi_value o, const char *name, size_t *len) {
+  napi_value v;
+  return prop(env, o, name, &v) ? string_copy(env, v, len) : NULL;
+}
+
 /*
  * fastTable(l, spec | null): the fast routes for the listener's next connections (null: none, all go to JS).
  * spec: { id, keys: NUL-joined names, values: Int32Array (route per key, -1: JS), catchAll, helloMax,
  * helloTimeoutMs, routes: Float64Array (first endpoint, count, connect ms, idle ms per route),
  * epIps: NUL-joined IP literals, epPorts: Int32Array, epHealth: Int32Array (g_health slot, -1 none) }.
- * Returns 0 or -errno (UV_EINVAL: a bad spec, the listener keeps its previous table... none, see below).
+ * The previous table is dropped first: whatever goes wrong after, the listener has none (JS takes everything).
+ * Returns 0, or -errno (UV_ENOMEM; UV_EINVAL: an endpoint that is not an IP literal, a route out of range);
+ * throws on a spec of the wrong shape.
  */
 static napi_value js_fast_table(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -2049,15 +2057,11 @@ static napi_value js_fast_lookup(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out, ab;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  napi_value spec;
-  napi_create_object(env, &spec);
   if (argc < 3) return throw_type(env, "fastLookup(keys, values, names)");
-  napi_set_named_property(env, spec, "keys", argv[0]);
-  napi_set_named_property(env, spec, "values", argv[1]);
   size_t keys_len, nvalues;
   int32_t *values;
-  char *keys = prop_string(env, spec, "keys", &keys_len);
-  if (keys == NULL || !prop_array(env, spec, "values", napi_int32_array, (void **)&values, &nvalues)) {
+  char *keys = string_copy(env, argv[0], &keys_len);
+  if (keys == NULL || !typed_array(env, argv[1], napi_int32_array, (void **)&values, &nvalues)) {
     free(keys);
     return throw_type(env, "fastLookup: keys must be a string, values an Int32Array");
   }
