@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import type { BackendPolicy, RoutingTable } from '../table/types.ts';
 import { parseClientHello } from './clienthello.ts';
 import type { DataPlaneEvents } from './events.ts';
+import { MAX_FAST_KEYS } from './fast-path.ts';
 import { nativePump } from './native-pump.ts';
 import { HostMatcher } from './sni-router.ts';
 import {
@@ -375,6 +376,30 @@ test('a swap that removes the route drains its fast connections; shutdown closes
     assert.equal(p.records.at(-1)?.end, 'shutdown');
   } finally {
     await p.close().catch(() => {});
+    await be.close();
+  }
+});
+
+test('a bind with more hostnames than MAX_FAST_KEYS keeps the JavaScript path (the table would cost the swap too much)', {
+  skip,
+}, async () => {
+  const be = await startRawBackend();
+  const t = table([be.port]);
+  const routes = t.binds[0]!.listeners[0]!.routes;
+  for (let i = 0; routes.length < MAX_FAST_KEYS + 1; i++)
+    routes.push(route(`f${i}.example.com`, `f${i}`, [backend('b', [ep(be.port)])]));
+  const p = await startPlane(t);
+  try {
+    const c = await rawConnect(p.port);
+    c.write(hello);
+    await be.waitBytes(0, hello.length);
+    assert.equal(p.dp.activeConnections(), 1);
+    assert.equal(p.dp.fastConnections(), 0);
+    c.destroy();
+    const [r] = await p.waitRecords(1);
+    assert.equal(r?.route, 'TLSRoute/ns/svc');
+  } finally {
+    await p.close();
     await be.close();
   }
 });
