@@ -1364,7 +1364,8 @@ static double *rec_slot(napi_env env) {
  * Record layout (doubles): 0 type, 1 connection id, 2 table id, 3 route (-1), 4 endpoint (-1), 5 bytes from
  * the client, 6 bytes to it, 7 duration ms, 8 ClientHello ms (-1), 9 end (K_DONE, K_ERROR, K_IDLE, or the
  * code fastClose was given), 10 side, 11 -errno, 12 string offset, 13 client address length, 14 SNI length,
- * 15 ALPN list length, 16 opened (a close record whose open record was sent).
+ * 15 ALPN list length, 16 opened (a close record whose open record was sent), 17 an endpoint failed somewhere
+ * since this connection's endpoint was picked (clean then: JS need not look at its health otherwise).
  */
 static void fast_record(pump *p, int type, int end, int sidei, int err) {
   double *r = rec_slot(p->env);
@@ -1383,6 +1384,7 @@ static void fast_record(pump *p, int type, int end, int sidei, int err) {
   r[11] = err;
   r[12] = (double)g_nstr;
   r[16] = p->opened;
+  r[17] = g_shared[0] != p->quiet_epoch;
   int n = host_port((const struct sockaddr_storage *)&p->peer, g_str + g_nstr);
   g_nstr += (size_t)n;
   r[13] = n;
@@ -1490,6 +1492,7 @@ static int fast_try(pump *p, int *fail_err) {
   p->sni_len = (uint16_t)h.sni_len;
   p->alpn_len = (uint16_t)h.alpn_len;
   p->hello_ms = since_accept_ms(p);
+  p->quiet_epoch = g_shared[0]; /* the open record says whether an endpoint failed since this pick */
   p->route = ri;
   p->ep = (int32_t)(r->first + k);
   p->fast_wait = 0;

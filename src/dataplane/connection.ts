@@ -114,6 +114,8 @@ export class Connection {
   #bytesRead = 0;
   #bytesWritten = 0;
   readonly #startedAt: number;
+  /** How long the fast path held the connection before JS got it (its hello timeout already ran that long). */
+  readonly #waitedMs: number;
   /** A fast-path backend attempt that failed before C handed the connection over (native/pump). */
   #fastFailed: { key: string; err: number } | null = null;
   /** Its endpoint, for the record when nothing else was tried. */
@@ -158,7 +160,8 @@ export class Connection {
   ) {
     this.#rt = rt;
     this.#socket = socket;
-    this.#startedAt = performance.now() - (native?.waitedMs ?? 0);
+    this.#waitedMs = native?.waitedMs ?? 0;
+    this.#startedAt = performance.now() - this.#waitedMs;
     if (native !== undefined) {
       this.#h = native.h;
       this.#clientAddress = native.address;
@@ -296,8 +299,7 @@ export class Connection {
     } else {
       // The pump's own timer: no Node timer per connection. The ClientHello is usually there already. Time the
       // fast path spent waiting for it counts (at least 1 ms is left: 0 would mean no limit).
-      const waited = performance.now() - this.#startedAt;
-      const r = nativePump!.readStart(this.#h!, Math.max(1, bind.client.helloTimeoutMs - waited));
+      const r = nativePump!.readStart(this.#h!, Math.max(1, bind.client.helloTimeoutMs - this.#waitedMs));
       if (r > 0) this.#onData(pumpBuffer!.subarray(0, r), true);
       else if (r === UV_EOF) this.#onEnd();
       else if (r < 0) {

@@ -256,7 +256,9 @@ function announce(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
 function opened(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
   t.active.n++;
   announce(t, r, o, str);
-  // A failure counted on the endpoint since it was picked: the success resets it, as Connection's path does.
+  // C picked a clean endpoint; only if some endpoint failed since can this one have a failure to reset, as the
+  // JavaScript path's success report would.
+  if (r[o + 17] !== 1) return;
   const health = t.rt.shared.health;
   const key = t.epKeys[r[o + 4]!]!;
   if (!health.isClean(key)) health.reportSuccess(key);
