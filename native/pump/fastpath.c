@@ -165,6 +165,7 @@ typedef struct slot {
   uint32_t len; /* 0: empty */
   const char *name;
   int32_t value;
+  int32_t ordinal; /* position among the keys given */
 } slot;
 
 struct fp_hosts {
@@ -225,6 +226,7 @@ fp_hosts *fp_hosts_new(const char *keys, size_t keys_len, const int32_t *values,
         sl->len = (uint32_t)n;
         sl->name = s;
         sl->value = values[k];
+        sl->ordinal = (int32_t)k;
         t->lens[n] = 1;
         if (n > 2 && s[0] == '*' && s[1] == '.') t->wildcards = 1;
       }
@@ -241,11 +243,15 @@ void fp_hosts_free(fp_hosts *t) {
   free(t);
 }
 
-int32_t fp_hosts_lookup(const fp_hosts *t, const char *name, size_t len, int32_t miss) {
+int32_t fp_hosts_lookup(const fp_hosts *t, const char *name, size_t len, int32_t miss, int32_t *exact) {
+  if (exact != NULL) *exact = -1;
   if (len == 0 || len > 253) return miss;
   if (t->lens[len]) {
     slot *sl = find(t, name, len, hash_bytes(name, len));
-    if (sl->len != 0) return sl->value;
+    if (sl->len != 0) {
+      if (exact != NULL) *exact = sl->ordinal;
+      return sl->value;
+    }
   }
   if (!t->wildcards) return miss;
   /* `*.suffix` for each label boundary, longest suffix first; the candidate is built in place. */

@@ -26,7 +26,10 @@ typedef struct fp_hosts fp_hosts;
 /* `keys` is `count` NUL-separated lower-case names ('*.x' for wildcards); NULL when out of memory. */
 fp_hosts *fp_hosts_new(const char *keys, size_t keys_len, const int32_t *values, uint32_t count);
 void fp_hosts_free(fp_hosts *t);
-/* The value of the most specific key matching `name` (exact, then the longest wildcard suffix), or `miss`. */
-int32_t fp_hosts_lookup(const fp_hosts *t, const char *name, size_t len, int32_t miss);
+/*
+ * The value of the most specific key matching `name` (exact, then the longest wildcard suffix), or `miss`.
+ * `exact` (may be NULL): the ordinal of the key when it equals the name, else -1.
+ */
+int32_t fp_hosts_lookup(const fp_hosts *t, const char *name, size_t len, int32_t miss, int32_t *exact);
 
 #endif

@@ -170,6 +170,7 @@ typedef struct pump {
   double hello_ms;            /* -1: no ClientHello yet */
   double conn_id;             /* 0 until the open record */
   int32_t route, ep;          /* -1: not routed */
+  int32_t sni_key;            /* the fast table key equal to the SNI (JS reuses its string), -1: none */
   int fast_wait;              /* waiting for the ClientHello to arrive */
   int peek_err;               /* a peek's -errno (it clears the socket's error): readStart reports it instead */
   int opened;                 /* the open record was sent */
@@ -1206,7 +1207,7 @@ static void accepted(listener *l, int fd, const struct sockaddr_storage *ss, soc
   l->refs++;
   side_set_fd(p, 0, fd, 1);
   p->state = S_OPEN;
-  p->route = p->ep = -1;
+  p->route = p->ep = p->sni_key = -1;
   p->hello_ms = -1;
   memcpy(&p->peer, ss, sslen < sizeof p->peer ? sslen : sizeof p->peer);
   if (l->fast != NULL && fast_accept(l, p)) return;
@@ -1262,7 +1263,7 @@ static uint8_t g_health[65536];
 /* [0]: the last connection id handed out (JS's Connection ids come from the same counter). */
 static double g_ids[2];
 
-#define REC_STRIDE 18
+#define REC_STRIDE 20
 #define REC_MAX 512
 #define REC_STR_MAX 1100 /* client address + SNI + ALPN (at most 512) */
 #define STR_MAX (REC_MAX * 640)
@@ -1277,23 +1278,40 @@ static int g_flush_timer_on;
 static napi_env g_rec_env;
 
 /* "ip:port" or "[ip]:port" (hostPort / endpointKey) into out (room for 64); returns the length. */
-static int host_port(const struct sockaddr_storage *ss, char *out) {
-  char ip[INET6_ADDRSTRLEN + 8];
-  int port;
-  addr_name(ss, ip, sizeof ip, &port);
-  int v6 = ss->ss_family == AF_INET6;
-  size_t n = 0, len = strlen(ip);
-  if (len > 46) return 0;
-  if (v6) out[n++] = '[';
-  memcpy(out + n, ip, len);
-  n += len;
-  if (v6) out[n++] = ']';
-  out[n++] = ':';
-  char digits[8];
-  int d = 0;
-  do digits[d++] = (char)('0' + port % 10);
-  while ((port /= 10) > 0 && d < 7);
+static size_t put_uint(char *out, unsigned v) {
+  char digits[12];
+  size_t d = 0, n = 0;
+  do digits[d++] = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
   while (d > 0) out[n++] = digits[--d];
+  return n;
+}
+
+static int host_port(const struct sockaddr_storage *ss, char *out) {
+  size_t n = 0;
+  int port;
+  if (ss->ss_family == AF_INET) {
+    /* By hand: libuv's formatter goes through snprintf, measurable once per connection. */
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    const uint8_t *b = (const uint8_t *)&a->sin_addr;
+    for (int i = 0; i < 4; i++) {
+      n += put_uint(out + n, b[i]);
+      out[n++] = i < 3 ? '.' : ':';
+    }
+    port = ntohs(a->sin_port);
+  } else {
+    char ip[INET6_ADDRSTRLEN + 8];
+    addr_name(ss, ip, sizeof ip, &port);
+    size_t len = strlen(ip);
+    if (len > 46) return 0;
+    int v6 = ss->ss_family == AF_INET6;
+    if (v6) out[n++] = '[';
+    memcpy(out + n, ip, len);
+    n += len;
+    if (v6) out[n++] = ']';
+    out[n++] = ':';
+  }
+  n += put_uint(out + n, (unsigned)port);
   out[n] = '\0';
   return (int)n;
 }
@@ -1365,7 +1383,8 @@ static double *rec_slot(napi_env env) {
  * the client, 6 bytes to it, 7 duration ms, 8 ClientHello ms (-1), 9 end (K_DONE, K_ERROR, K_IDLE, or the
  * code fastClose was given), 10 side, 11 -errno, 12 string offset, 13 client address length, 14 SNI length,
  * 15 ALPN list length, 16 opened (a close record whose open record was sent), 17 an endpoint failed somewhere
- * since this connection's endpoint was picked (clean then: JS need not look at its health otherwise).
+ * since this connection's endpoint was picked (clean then: JS need not look at its health otherwise), 18 the
+ * fast table key equal to the SNI (-1: none; the SNI bytes are there either way).
  */
 static void fast_record(pump *p, int type, int end, int sidei, int err) {
   double *r = rec_slot(p->env);
@@ -1385,7 +1404,9 @@ static void fast_record(pump *p, int type, int end, int sidei, int err) {
   r[12] = (double)g_nstr;
   r[16] = p->opened;
   r[17] = g_shared[0] != p->quiet_epoch;
-  int n = host_port((const struct sockaddr_storage *)&p->peer, g_str + g_nstr);
+  r[18] = p->sni_key;
+  /* The client's address only on close records (open records do not use it). */
+  int n = type == REC_CLOSE ? host_port((const struct sockaddr_storage *)&p->peer, g_str + g_nstr) : 0;
   g_nstr += (size_t)n;
   r[13] = n;
   if (p->info != NULL) {
@@ -1425,7 +1446,7 @@ static void fast_detach(pump *p, int drop_table) {
     p->ft = NULL;
     free(p->info);
     p->info = NULL;
-    p->route = p->ep = -1;
+    p->route = p->ep = p->sni_key = -1;
   }
 }
 
@@ -1471,7 +1492,8 @@ static int fast_try(pump *p, int *fail_err) {
   if (n == 0) return FAST_JS;
   fp_hello h;
   if (!fp_hello_parse((const uint8_t *)g_buf, (size_t)n, t->hello_max, &h) || h.alpn_len > 512) return FAST_JS;
-  int32_t ri = fp_hosts_lookup(t->hosts, h.sni, (size_t)h.sni_len, t->catch_all);
+  int32_t exact;
+  int32_t ri = fp_hosts_lookup(t->hosts, h.sni, (size_t)h.sni_len, t->catch_all, &exact);
   if (ri < 0 || (uint32_t)ri >= t->n_routes) return FAST_JS;
   fast_route *r = &t->routes[ri];
   if (r->count == 0) return FAST_JS;
@@ -1494,6 +1516,7 @@ static int fast_try(pump *p, int *fail_err) {
   p->hello_ms = since_accept_ms(p);
   p->quiet_epoch = g_shared[0]; /* the open record says whether an endpoint failed since this pick */
   p->route = ri;
+  p->sni_key = exact;
   p->ep = (int32_t)(r->first + k);
   p->fast_wait = 0;
   p->s[0].want = 0; /* the ClientHello stays unread until connected (a registered fd is narrowed lazily) */
@@ -2081,7 +2104,7 @@ static napi_value js_fast_lookup(napi_env env, napi_callback_info info) {
     size_t len = 0;
     napi_get_element(env, argv[2], i, &name);
     napi_get_value_string_latin1(env, name, buf, sizeof buf, &len);
-    res[i] = t == NULL ? -2 : fp_hosts_lookup(t, buf, len, -1);
+    res[i] = t == NULL ? -2 : fp_hosts_lookup(t, buf, len, -1, NULL);
   }
   fp_hosts_free(t);
   return out;

@@ -111,7 +111,7 @@ function nextStamp(): number {
 const HTTP11 = Buffer.from('http/1.1', 'latin1');
 
 /** Common protocol names share one string instead of one per connection. */
-function alpnName(b: Buffer, start: number, len: number): string {
+export function alpnName(b: Buffer, start: number, len: number): string {
   if (len === 2 && b[start] === 0x68 && b[start + 1] === 0x32) return 'h2';
   if (len === 8) {
     let i = 0;

@@ -403,3 +403,32 @@ test('a bind with more hostnames than MAX_FAST_KEYS keeps the JavaScript path (t
     await be.close();
   }
 });
+
+test('a wildcard route is fast too: the record has the SNI as sent (lower-cased), not the key', {
+  skip,
+}, async () => {
+  const be = await startRawBackend();
+  const wild = await captureHello('A.Wild.example.com', ['h2']);
+  const t: RoutingTable = {
+    binds: [
+      bind([
+        listener('l', '*.example.com', [route('*.wild.example.com', 'wild', [backend('w', [ep(be.port)])])]),
+      ]),
+    ],
+  };
+  const p = await startPlane(t);
+  try {
+    const c = await rawConnect(p.port);
+    c.write(wild);
+    await be.waitBytes(0, wild.length);
+    assert.equal(p.dp.fastConnections(), 1);
+    c.destroy();
+    const [r] = await p.waitRecords(1);
+    assert.equal(r?.sni, 'a.wild.example.com');
+    assert.deepEqual(r?.alpn, ['h2']);
+    assert.equal(r?.route, 'TLSRoute/ns/wild');
+  } finally {
+    await p.close();
+    await be.close();
+  }
+});

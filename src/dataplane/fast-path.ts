@@ -4,6 +4,7 @@
  * health reports as a connection run by Connection. See native/pump/pump.c, section "Fast path".
  */
 import type { Backend, SniRoute, TableListener } from '../table/types.ts';
+import { alpnName } from './clienthello.ts';
 import type { ConnectionRecord, EndReason } from './conn-log.ts';
 import { logConnection } from './conn-log.ts';
 import type { CompiledState, Shared } from './connection.ts';
@@ -41,6 +42,8 @@ export interface FastTable {
   routes: FastRoute[];
   /** Per endpoint slot: its key (endpointKey). */
   epKeys: string[];
+  /** The hostname keys given to C, in order: an SNI equal to one is this string (no string made per record). */
+  keys: string[];
 }
 
 /** The spec fastTable() takes (native/pump js_fast_table). */
@@ -61,7 +64,7 @@ export interface FastSpec {
 export const FAST_END_DRAINED = 101;
 export const FAST_END_SHUTDOWN = 102;
 
-const REC_STRIDE = 18;
+const REC_STRIDE = 20;
 const REC_OPEN = 1;
 const REC_CLOSE = 2;
 const REC_TABLE_FREED = 3;
@@ -115,7 +118,7 @@ export function buildFastTable(
   const probe = new HostMatcher<string>(keys.length);
   for (const k of keys) probe.add(k, k);
 
-  const table: FastTable = { id: nextTableId++, rt, active: state.active, routes: [], epKeys: [] };
+  const table: FastTable = { id: nextTableId++, rt, active: state.active, routes: [], epKeys: [], keys };
   const routeIndex = new Map<SniRoute, Map<string, number>>();
   const routeSpec: number[] = [];
   const epIps: string[] = [];
@@ -238,10 +241,13 @@ function onRecords(n: number): void {
   }
 }
 
-function sniOf(r: Float64Array, o: number, str: Buffer): string | null {
-  const at = r[o + 12]! + r[o + 13]!;
+function sniOf(t: FastTable, r: Float64Array, o: number, str: Buffer): string | null {
   const len = r[o + 14]!;
-  return len > 0 ? str.toString('latin1', at, at + len) : null;
+  if (len === 0) return null;
+  const key = r[o + 18]!;
+  if (key >= 0) return t.keys[key]!;
+  const at = r[o + 12]! + r[o + 13]!;
+  return str.toString('latin1', at, at + len);
 }
 
 function announce(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
@@ -249,7 +255,7 @@ function announce(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
   ev.connectionOpened(t.rt.display);
   const route = r[o + 3]!;
   if (route < 0) return;
-  ev.helloParsed(r[o + 8]!, sniOf(r, o, str));
+  ev.helloParsed(r[o + 8]!, sniOf(t, r, o, str));
   ev.connectionRouted(t.routes[route]!.names.name);
 }
 
@@ -285,7 +291,7 @@ function alpnOf(r: Float64Array, o: number, str: Buffer): string[] {
   const out: string[] = [];
   while (p < e) {
     const n = str[p++]!;
-    out.push(str.toString('latin1', p, p + n));
+    out.push(alpnName(str, p, n));
     p += n;
   }
   return out;
@@ -303,7 +309,7 @@ function closed(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
     client: str.toString('latin1', r[o + 12]!, r[o + 12]! + r[o + 13]!),
     bind: t.rt.display,
     listener: route?.listener.id ?? null,
-    sni: sniOf(r, o, str),
+    sni: sniOf(t, r, o, str),
     alpn: route === null ? null : alpnOf(r, o, str),
     route: route?.names.name ?? null,
     backend: route?.backend.id ?? null,
