@@ -3,12 +3,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it, test } from 'node:test';
 import fc from 'fast-check';
-import type { BackendPolicy, RoutingTable } from '../table/types.ts';
+import type { BackendPolicy, BackendSet, RoutingTable } from '../table/types.ts';
+import { Balancer } from './balancer.ts';
 import { parseClientHello } from './clienthello.ts';
 import type { DataPlaneEvents } from './events.ts';
-import { MAX_FAST_KEYS } from './fast-path.ts';
+import { buildFastTable, type FastRuntime, MAX_FAST_KEYS } from './fast-path.ts';
+import { HealthRegistry } from './health.ts';
 import { nativePump } from './native-pump.ts';
-import { HostMatcher } from './sni-router.ts';
+import { compileBind, HostMatcher } from './sni-router.ts';
 import {
   alpnExt,
   defaultPrefix,
@@ -152,6 +154,8 @@ describe('C hostname table', { skip }, () => {
 
 let hello: Buffer;
 let helloOther: Buffer;
+
+const fakeRuntime = { display: 'test', shared: {} } as unknown as FastRuntime;
 
 before(async () => {
   hello = await captureHello('svc.example.com', ['h2', 'http/1.1']);
@@ -431,4 +435,51 @@ test('a wildcard route is fast too: the record has the SNI as sent (lower-cased)
     await p.close();
     await be.close();
   }
+});
+
+test('fast table: each name gets the route the JavaScript router would give it, or JS (listener isolation, modes, PROXY)', {
+  skip,
+}, () => {
+  const health = new HealthRegistry();
+  const plain = backend('p', [ep(1)]);
+  const b = bind([
+    listener('exact', 'a.example.com', [route('a.example.com', 'term', [plain])], 'terminate-tls'),
+    listener('deep', '*.b.example.com', [
+      route('*.b.example.com', 'proxied', [backend('x', [ep(2)], { policy: { proxyProtocol: 'v2' } })]),
+    ]),
+    listener('wild', '*.example.com', [
+      route('c.example.com', 'c', [plain]),
+      route('*.example.com', 'rest', [plain]),
+    ]),
+    listener('any', null, [route('*', 'catchall', [plain])]),
+  ]);
+  const balancers = new Map<BackendSet, Balancer>();
+  for (const l of b.listeners)
+    for (const r of l.routes) balancers.set(r.backends, new Balancer(r.backends, health));
+  const built = buildFastTable(
+    { compiled: compileBind(b), balancers, active: { n: 0 } },
+    fakeRuntime,
+    health,
+  );
+  assert.ok(built !== null);
+  const names = [
+    'a.example.com',
+    'x.a.example.com',
+    'q.b.example.com',
+    'b.example.com',
+    'c.example.com',
+    'z.example.com',
+    'other.org',
+  ];
+  const got = nativePump!.fastLookup(built.spec.keys, built.spec.values, names);
+  const routeOf = (i: number): string | null => {
+    const v = got[i]!;
+    const resolved = v === -1 && !names[i]!.endsWith('.example.com') ? built.spec.catchAll : v;
+    return resolved < 0 ? null : built.table.routes[resolved]!.route.route.name;
+  };
+  assert.deepEqual(
+    names.map((_, i) => routeOf(i)),
+    [null, 'rest', null, 'rest', 'c', 'rest', 'catchall'],
+  );
+  health.close();
 });

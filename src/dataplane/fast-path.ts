@@ -18,7 +18,7 @@ import {
   PUMP_ERROR,
   PUMP_IDLE,
 } from './native-pump.ts';
-import { HostMatcher, type RouteNames, routeNames } from './sni-router.ts';
+import { type RouteNames, routeNames } from './sni-router.ts';
 import { errName } from './socket-fd.ts';
 
 /** What a listener's records need from it: its name and the hooks records feed. */
@@ -27,10 +27,15 @@ export interface FastRuntime {
   shared: Shared;
 }
 
-interface FastRoute {
+export interface FastRoute {
   listener: TableListener;
-  names: RouteNames;
+  route: SniRoute;
   backend: Backend;
+}
+
+/** The route's names as logged and drained by (made on first use, shared with Connection's path). */
+export function fastRouteNames(r: FastRoute): RouteNames {
+  return routeNames(r.listener.id, r.route);
 }
 
 /** One installed fast table, kept until C says its last connection is gone. */
@@ -70,7 +75,7 @@ const REC_CLOSE = 2;
 const REC_TABLE_FREED = 3;
 
 /** Binds with more listener and route hostnames than this keep the JavaScript path (see buildFastTable). */
-export const MAX_FAST_KEYS = 20_000;
+export const MAX_FAST_KEYS = 50_000;
 
 let nextTableId = 1;
 const tables = new Map<number, FastTable>();
@@ -108,18 +113,18 @@ export function buildFastTable(
   };
   let hostnames = 0;
   for (const l of bind.listeners) hostnames += l.routes.length + 1;
-  // Building costs ~7 us per key (each is resolved through the JavaScript router): past this many the swap
-  // would outgrow its budget (100k hostnames: +0.7 s), so such binds keep the JavaScript path. Not yet tuned.
+  // Each key is resolved through the JavaScript router, and each route's endpoints are listed: ~2.5-5 us per
+  // key (45k wildcard routes: swap 260 ms, translate + swap 0.47 s). Past this many the swap would outgrow its
+  // budget (translate + swap under 1 s at 100k hostnames), so such binds keep the JavaScript path.
   if (hostnames > MAX_FAST_KEYS) return null;
   for (const l of bind.listeners) {
     add(l.hostname);
     for (const r of l.routes) add(r.hostname);
   }
-  const probe = new HostMatcher<string>(keys.length);
-  for (const k of keys) probe.add(k, k);
 
   const table: FastTable = { id: nextTableId++, rt, active: state.active, routes: [], epKeys: [], keys };
-  const routeIndex = new Map<SniRoute, Map<string, number>>();
+  /** Route -> its index; a route met again under another listener (merged Gateways) gets its own entry. */
+  const routeIndex = new Map<SniRoute, number>();
   const routeSpec: number[] = [];
   const epIps: string[] = [];
   const epPorts: number[] = [];
@@ -138,13 +143,11 @@ export function buildFastTable(
     const p = backend.policy;
     if (backend.weight <= 0 || backend.invalid !== undefined || backend.endpoints.length === 0) return -1;
     if (p.maxLifetimeMs > 0 || p.proxyProtocol !== null) return -1;
-    let byListener = routeIndex.get(route);
-    if (byListener === undefined) routeIndex.set(route, (byListener = new Map()));
-    const known = byListener.get(listener.id);
-    if (known !== undefined) return known;
+    const known = routeIndex.get(route);
+    if (known !== undefined && table.routes[known]!.listener === listener) return known;
     const index = table.routes.length;
-    byListener.set(listener.id, index);
-    table.routes.push({ listener, names: routeNames(listener.id, route), backend });
+    if (known === undefined) routeIndex.set(route, index);
+    table.routes.push({ listener, route, backend });
     routeSpec.push(epIps.length, backend.endpoints.length, p.connectTimeoutMs, p.idleTimeoutMs);
     for (const e of backend.endpoints) {
       const key = endpointKey(e);
@@ -159,12 +162,12 @@ export function buildFastTable(
   const values = new Int32Array(keys.length);
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
-    const name = k.startsWith('*.') ? representative(probe, k) : k;
+    const name = k.startsWith('*.') ? representative(seen, k) : k;
     values[i] = name === null ? -1 : fastRoute(name);
   }
   // A name no key matches: the catch-all listener/route, when there is one.
   const none = ['snigate-probe.invalid', 'snigate-probe.test', 'snigate-probe.example'].find(
-    (n) => probe.lookup(n) === undefined,
+    (n) => !seen.has(n) && !seen.has(`*.${n.slice(n.indexOf('.') + 1)}`),
   );
   const catchAll = none === undefined ? -1 : fastRoute(none);
   if (table.routes.length === 0) return null;
@@ -185,11 +188,14 @@ export function buildFastTable(
   };
 }
 
-/** A name whose most specific key is the wildcard `key` (every such name routes alike), or null. */
-function representative(probe: HostMatcher<string>, key: string): string | null {
+/**
+ * A name whose most specific key is the wildcard `key` (every such name routes alike), or null: one label in
+ * front of its suffix, not itself an exact key (any other wildcard matching it has a shorter suffix).
+ */
+function representative(keys: ReadonlySet<string>, key: string): string | null {
   for (let i = 0; i < 16; i++) {
     const name = `x${i === 0 ? '' : i}${key.slice(1)}`;
-    if (probe.lookup(name) === key) return name;
+    if (!keys.has(name)) return name;
   }
   return null;
 }
@@ -256,7 +262,7 @@ function announce(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
   const route = r[o + 3]!;
   if (route < 0) return;
   ev.helloParsed(r[o + 8]!, sniOf(t, r, o, str));
-  ev.connectionRouted(t.routes[route]!.names.name);
+  ev.connectionRouted(fastRouteNames(t.routes[route]!).name);
 }
 
 function opened(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
@@ -311,7 +317,7 @@ function closed(t: FastTable, r: Float64Array, o: number, str: Buffer): void {
     listener: route?.listener.id ?? null,
     sni: sniOf(t, r, o, str),
     alpn: route === null ? null : alpnOf(r, o, str),
-    route: route?.names.name ?? null,
+    route: route === null ? null : fastRouteNames(route).name,
     backend: route?.backend.id ?? null,
     endpoint: route === null ? null : t.epKeys[r[o + 4]!]!,
     bytesIn: r[o + 5]!,

@@ -12,6 +12,7 @@ import {
   FAST_END_SHUTDOWN,
   type FastTable,
   fastPathEnabled,
+  fastRouteNames,
   installFastTable,
   olderTables,
 } from './fast-path.ts';
@@ -356,7 +357,7 @@ export class DataPlane {
           const routes = new Uint8Array(t.routes.length);
           let any = false;
           t.routes.forEach((r, i) => {
-            if (keys.has(r.names.key)) return;
+            if (keys.has(fastRouteNames(r).key)) return;
             routes[i] = 1;
             any = true;
           });
