@@ -106,6 +106,7 @@ export async function startGateway(args: RunArgs): Promise<GatewayHandle> {
     },
   });
   metrics.setHealthSource(() => dataPlane.health.snapshot());
+  metrics.setFastPathSource(() => dataPlane.fastPathStats());
   const kube =
     args.kubernetes && !args.source
       ? (await import('../config/status-writer.ts')).createKubeRuntime({

@@ -23,6 +23,7 @@ import {
   nativePump,
   PUMP_ACCEPT_ERROR,
   type PumpHandle,
+  pumpShared,
   UV_ECONNREFUSED,
 } from './native-pump.ts';
 import { compileBind } from './sni-router.ts';
@@ -168,6 +169,11 @@ export class DataPlane {
     for (const l of this.#listening.values()) n += open(l);
     for (const o of this.#orphans) n += open(o);
     return n;
+  }
+
+  /** For metrics: open fast-path connections, and records lost since start (process-wide). */
+  fastPathStats(): { connections: number; recordsDropped: number } {
+    return { connections: this.fastConnections(), recordsDropped: pumpShared[2] ?? 0 };
   }
 
   /** Open connections carried by the native fast path (a subset of activeConnections()). */

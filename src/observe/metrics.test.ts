@@ -151,6 +151,26 @@ describe('Metrics from synthetic events', () => {
     assert.equal(sample(body, 'snigate_endpoint_healthy', { endpoint: '10.0.0.2:1' }), 1);
   });
 
+  it('reads the fast path figures at scrape time (0 before a source is set)', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    let body = (await m.scrape()).body;
+    assert.equal(sample(body, 'snigate_fastpath_connections'), 0);
+    assert.equal(sample(body, 'snigate_fastpath_records_dropped_total'), 0);
+    let stats = { connections: 3, recordsDropped: 2 };
+    m.setFastPathSource(() => stats);
+    body = (await m.scrape()).body;
+    assert.equal(sample(body, 'snigate_fastpath_connections'), 3);
+    assert.equal(sample(body, 'snigate_fastpath_records_dropped_total'), 2);
+    stats = { connections: 0, recordsDropped: 2 };
+    body = (await m.scrape()).body;
+    assert.equal(sample(body, 'snigate_fastpath_connections'), 0);
+    assert.equal(
+      sample(body, 'snigate_fastpath_records_dropped_total'),
+      2,
+      'a counter, not summed per scrape',
+    );
+  });
+
   it('uses its own registry (two instances do not collide) and includes default process metrics', async () => {
     const a = new Metrics();
     const b = new Metrics();

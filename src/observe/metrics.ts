@@ -48,6 +48,8 @@ export interface MetricsOptions {
 
 export type EndpointHealthSource = () => { endpoint: string; healthy: boolean }[];
 
+export type FastPathSource = () => { connections: number; recordsDropped: number };
+
 /** One label set of a counter or gauge: updated per event, added to prom-client by #flush when scraped. */
 class Cell {
   /** Counters: added since the last scrape. */
@@ -214,6 +216,7 @@ export class Metrics implements DataPlaneEvents {
   readonly #cache = new Map<string, Cell>();
   readonly #cells = new Map<CellMetric, Cell[]>();
   #healthSource: EndpointHealthSource | null = null;
+  #fastSource: FastPathSource | null = null;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -354,6 +357,23 @@ export class Metrics implements DataPlaneEvents {
         this.inc(logLinesDropped());
       },
     });
+    new Gauge({
+      name: 'snigate_fastpath_connections',
+      help: 'Open connections carried by the native fast path (routed in C, no JavaScript per connection); included in snigate_connections_active once connected.',
+      registers,
+      collect() {
+        this.set(self.#fastSource?.().connections ?? 0);
+      },
+    });
+    new Counter({
+      name: 'snigate_fastpath_records_dropped_total',
+      help: 'Fast-path connection records lost (the record buffer filled while JavaScript was reading it): their logs and metrics are missing.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.#fastSource?.().recordsDropped ?? 0);
+      },
+    });
     // Series that should read 0 before the first event, so rate() and alerts work from the start.
     this.#reloads.labels('success').inc(0);
     this.#reloads.labels('failure').inc(0);
@@ -361,6 +381,11 @@ export class Metrics implements DataPlaneEvents {
     // gateway 100 times a second (~1% of a core doing nothing); a stall long enough to matter still shows.
     if (opts.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+  }
+
+  /** The native fast path's figures (DataPlane.fastPathStats), read at each scrape. */
+  setFastPathSource(src: FastPathSource): void {
+    this.#fastSource = src;
   }
 
   /** Live endpoint health (e.g. `() => dataPlane.health.snapshot()`), read at each scrape. */
