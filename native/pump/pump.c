@@ -1216,7 +1216,7 @@ static void accepted(listener *l, int fd, const struct sockaddr_storage *ss, soc
 
 /* ---- Fast path: a plain passthrough connection decided and carried in C, no JavaScript per connection ---- */
 /*
- * A listener given a fast table (fastTable, from src/dataplane/fast-table.ts) peeks at each accepted
+ * A listener given a fast table (fastTable, from src/dataplane/fast-path.ts) peeks at each accepted
  * connection's first bytes (MSG_PEEK: nothing is consumed). When they hold a whole ClientHello that the
  * JavaScript reader would accept too (fastpath.c), its SNI maps to a fast route (a plain passthrough route
  * whose only backend has IP endpoints, no PROXY, no lifetime limit, no rate limits: JS decides which), and the
@@ -1277,7 +1277,7 @@ static uv_timer_t g_flush_timer;
 static int g_flush_timer_on;
 static napi_env g_rec_env;
 
-/* "ip:port" or "[ip]:port" (hostPort / endpointKey) into out (room for 64); returns the length. */
+/* v in decimal at out; returns the length. */
 static size_t put_uint(char *out, unsigned v) {
   char digits[12];
   size_t d = 0, n = 0;
@@ -1287,6 +1287,7 @@ static size_t put_uint(char *out, unsigned v) {
   return n;
 }
 
+/* "ip:port" or "[ip]:port" (hostPort / endpointKey) into out (room for 64); returns the length. */
 static int host_port(const struct sockaddr_storage *ss, char *out) {
   size_t n = 0;
   int port;
