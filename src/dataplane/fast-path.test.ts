@@ -7,7 +7,7 @@ import type { BackendPolicy, BackendSet, RoutingTable } from '../table/types.ts'
 import { Balancer } from './balancer.ts';
 import { parseClientHello } from './clienthello.ts';
 import type { DataPlaneEvents } from './events.ts';
-import { buildFastTable, type FastRuntime, MAX_FAST_KEYS } from './fast-path.ts';
+import { MAX_FAST_KEYS, planFastTable } from './fast-path.ts';
 import { HealthRegistry } from './health.ts';
 import { nativePump } from './native-pump.ts';
 import { compileBind, HostMatcher } from './sni-router.ts';
@@ -154,8 +154,6 @@ describe('C hostname table', { skip }, () => {
 
 let hello: Buffer;
 let helloOther: Buffer;
-
-const fakeRuntime = { display: 'test', shared: {} } as unknown as FastRuntime;
 
 before(async () => {
   hello = await captureHello('svc.example.com', ['h2', 'http/1.1']);
@@ -456,12 +454,8 @@ test('fast table: each name gets the route the JavaScript router would give it, 
   const balancers = new Map<BackendSet, Balancer>();
   for (const l of b.listeners)
     for (const r of l.routes) balancers.set(r.backends, new Balancer(r.backends, health));
-  const built = buildFastTable(
-    { compiled: compileBind(b), balancers, active: { n: 0 } },
-    fakeRuntime,
-    health,
-  );
-  assert.ok(built !== null);
+  const plan = planFastTable({ compiled: compileBind(b), balancers, active: { n: 0 } }, health);
+  assert.ok(plan !== null);
   const names = [
     'a.example.com',
     'x.a.example.com',
@@ -471,15 +465,40 @@ test('fast table: each name gets the route the JavaScript router would give it, 
     'z.example.com',
     'other.org',
   ];
-  const got = nativePump!.fastLookup(built.spec.keys, built.spec.values, names);
+  const got = nativePump!.fastLookup(plan.spec.keys, plan.spec.values, names);
   const routeOf = (i: number): string | null => {
     const v = got[i]!;
-    const resolved = v === -1 && !names[i]!.endsWith('.example.com') ? built.spec.catchAll : v;
-    return resolved < 0 ? null : built.table.routes[resolved]!.route.route.name;
+    const resolved = v === -1 && !names[i]!.endsWith('.example.com') ? plan.spec.catchAll : v;
+    return resolved < 0 ? null : plan.routes[resolved]!.route.route.name;
   };
   assert.deepEqual(
     names.map((_, i) => routeOf(i)),
     [null, 'rest', null, 'rest', 'c', 'rest', 'catchall'],
   );
   health.close();
+});
+
+test('both listeners of a dual-stack bind (one plan, two tables) carry fast connections', {
+  skip,
+}, async () => {
+  const be = await startRawBackend();
+  const t = table([be.port]);
+  t.binds[0]!.address = null;
+  const p = await startPlane(t, { defaultAddresses: ['127.0.0.1', '::1'] });
+  try {
+    const clients = [];
+    for (const a of p.dp.listening()) {
+      const c = await rawConnect(a.port, a.address);
+      c.write(hello);
+      clients.push(c);
+    }
+    await be.waitBytes(1, hello.length);
+    assert.equal(p.dp.fastConnections(), 2);
+    for (const c of clients) c.destroy();
+    const records = await p.waitRecords(2);
+    assert.deepEqual(records.map((r) => r.bind.startsWith('[::1]')).sort(), [false, true]);
+  } finally {
+    await p.close();
+    await be.close();
+  }
 });

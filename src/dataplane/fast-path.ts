@@ -51,6 +51,18 @@ export interface FastTable {
   keys: string[];
 }
 
+/**
+ * What a compiled bind's fast tables are made of: built once per configuration and shared by the bind's
+ * listeners (the default address is 0.0.0.0 and ::, two native listeners), each installing it with its own id.
+ */
+export interface FastPlan {
+  spec: Omit<FastSpec, 'id'>;
+  active: { n: number };
+  routes: FastRoute[];
+  epKeys: string[];
+  keys: string[];
+}
+
 /** The spec fastTable() takes (native/pump js_fast_table). */
 export interface FastSpec {
   id: number;
@@ -87,16 +99,12 @@ export function fastPathEnabled(): boolean {
 }
 
 /**
- * The fast table for one native listener of `state`'s bind, or null when nothing on it can be fast (not a TLS
- * bind, PROXY in, a connection limit). A key's route is fast when the connection the JavaScript path would
- * route for any name whose most specific key it is would be a plain passthrough: a passthrough listener
- * without rate limits, one weighted backend, valid, IP endpoints only, no PROXY out and no lifetime limit.
+ * The fast plan of `state`'s bind, or null when nothing on it can be fast (not a TLS bind, PROXY in, a
+ * connection limit, too many hostnames). A key's route is fast when the connection the JavaScript path would
+ * route for any name whose most specific key it is would be a plain passthrough: a passthrough listener without
+ * rate limits, one weighted backend, valid, IP endpoints only, no PROXY out and no lifetime limit.
  */
-export function buildFastTable(
-  state: CompiledState,
-  rt: FastRuntime,
-  health: HealthRegistry,
-): { spec: FastSpec; table: FastTable } | null {
+export function planFastTable(state: CompiledState, health: HealthRegistry): FastPlan | null {
   const bind = state.compiled.bind;
   if (bind.protocol !== 'tls') return null;
   if (bind.client.proxyProtocolTrustedCidrs.length > 0 || bind.client.maxConnections > 0) return null;
@@ -122,7 +130,7 @@ export function buildFastTable(
     for (const r of l.routes) add(r.hostname);
   }
 
-  const table: FastTable = { id: nextTableId++, rt, active: state.active, routes: [], epKeys: [], keys };
+  const table = { routes: [] as FastRoute[], epKeys: [] as string[] };
   /** Route -> its index; a route met again under another listener (merged Gateways) gets its own entry. */
   const routeIndex = new Map<SniRoute, number>();
   const routeSpec: number[] = [];
@@ -172,9 +180,11 @@ export function buildFastTable(
   const catchAll = none === undefined ? -1 : fastRoute(none);
   if (table.routes.length === 0) return null;
   return {
-    table,
+    active: state.active,
+    routes: table.routes,
+    epKeys: table.epKeys,
+    keys,
     spec: {
-      id: table.id,
       keys: keys.join('\0'),
       values,
       catchAll,
@@ -200,22 +210,32 @@ function representative(keys: ReadonlySet<string>, key: string): string | null {
   return null;
 }
 
-/** Installs `built` on a native listener (null: none); returns the table now in use, or null. */
+/** Installs `plan` on the native listener `l` of `rt` (null: none); returns the table now in use, or null. */
 export function installFastTable(
   pump: NativePump,
   l: ListenHandle,
-  built: { spec: FastSpec; table: FastTable } | null,
+  plan: FastPlan | null,
+  rt: FastRuntime,
 ): FastTable | null {
-  if (built === null) {
+  if (plan === null) {
     pump.fastTable(l, null);
     return null;
   }
-  tables.set(built.table.id, built.table);
-  if (pump.fastTable(l, built.spec) !== 0) {
-    tables.delete(built.table.id);
+  const t: FastTable = {
+    id: nextTableId++,
+    rt,
+    active: plan.active,
+    routes: plan.routes,
+    epKeys: plan.epKeys,
+    keys: plan.keys,
+  };
+  tables.set(t.id, t);
+  const spec: FastSpec = { ...plan.spec, id: t.id };
+  if (pump.fastTable(l, spec) !== 0) {
+    tables.delete(t.id);
     return null;
   }
-  return built.table;
+  return t;
 }
 
 /** Tables of `rt` other than `current` (connections on them may carry routes a swap removed). */

@@ -7,14 +7,15 @@ import { hostPort } from './conn-log.ts';
 import { type BindRuntime, type CompiledState, Connection, type HandOff, type Shared } from './connection.ts';
 import { type DataPlaneEvents, withDefaults } from './events.ts';
 import {
-  buildFastTable,
   FAST_END_DRAINED,
   FAST_END_SHUTDOWN,
+  type FastPlan,
   type FastTable,
   fastPathEnabled,
   fastRouteNames,
   installFastTable,
   olderTables,
+  planFastTable,
 } from './fast-path.ts';
 import { endpointKey, HealthRegistry, type WatchedEndpoint } from './health.ts';
 import {
@@ -82,6 +83,8 @@ export class DataPlane {
   /** Open connections per table bind (address|port), shared by its sockets and kept across swaps. */
   readonly #active = new Map<string, { n: number }>();
   #closed = false;
+  /** Fast plans per compiled state: the listeners of one bind (0.0.0.0 and ::) share one. */
+  readonly #fastPlans = new WeakMap<CompiledState, FastPlan | null>();
   #applying: Promise<unknown> = Promise.resolve();
 
   constructor(opts: DataPlaneOptions) {
@@ -329,8 +332,12 @@ export class DataPlane {
   #installFast(l: Listening): void {
     if (l.native === null) return;
     try {
-      const built = fastPathEnabled() ? buildFastTable(l.state, l, this.#health) : null;
-      l.fast = installFastTable(nativePump!, l.native, built);
+      let plan = this.#fastPlans.get(l.state);
+      if (plan === undefined) {
+        plan = fastPathEnabled() ? planFastTable(l.state, this.#health) : null;
+        this.#fastPlans.set(l.state, plan);
+      }
+      l.fast = installFastTable(nativePump!, l.native, plan, l);
     } catch (err) {
       // A bug here must not fail the swap: without a table every connection takes the JavaScript path.
       l.fast = null;
