@@ -172,7 +172,7 @@ typedef struct pump {
   int32_t route, ep;          /* -1: not routed */
   int32_t sni_key;            /* the fast table key equal to the SNI (JS reuses its string), -1: none */
   int fast_wait;              /* waiting for the ClientHello to arrive */
-  int peek_err;               /* a peek's -errno (it clears the socket's error): readStart reports it instead */
+  int fast_err;               /* the fast path's read result for JS (-errno, UV_EOF): readStart reports it */
   int opened;                 /* the open record was sent */
   char *info;                 /* SNI then the ALPN list bytes, for the records */
   uint16_t sni_len, alpn_len;
@@ -1216,13 +1216,13 @@ static void accepted(listener *l, int fd, const struct sockaddr_storage *ss, soc
 
 /* ---- Fast path: a plain passthrough connection decided and carried in C, no JavaScript per connection ---- */
 /*
- * A listener given a fast table (fastTable, from src/dataplane/fast-path.ts) peeks at each accepted
- * connection's first bytes (MSG_PEEK: nothing is consumed). When they hold a whole ClientHello that the
+ * A listener given a fast table (fastTable, from src/dataplane/fast-path.ts) reads each accepted connection's
+ * first bytes and keeps them (p->head). When they hold a whole ClientHello that the
  * JavaScript reader would accept too (fastpath.c), its SNI maps to a fast route (a plain passthrough route
  * whose only backend has IP endpoints, no PROXY, no lifetime limit, no rate limits: JS decides which), and the
- * round-robin endpoint is clean in the shared health array, C connects; once connected the ClientHello, still
- * in the client's socket, is pumped like any later byte. Anything else, and a backend attempt that fails, is
- * handed to JS as an ordinary accepted connection (its bytes unread), which decides it with the full rules:
+ * round-robin endpoint is clean in the shared health array, C connects and sends the ClientHello first once
+ * connected. Anything else, and a backend attempt that fails, is handed to JS as an ordinary accepted
+ * connection (readStart gives it the bytes read so far), which decides it with the full rules:
  * a failed attempt comes with its endpoint and error so that JS reports it and retries from there.
  * JS hears of fast connections through records, batched per event-loop batch: open (connected) and close
  * (the connection record's fields), which it turns into the same metrics, logs and health reports.
@@ -1479,18 +1479,30 @@ static void fast_to_js(pump *p) {
   give_js(p, waited, NULL, 0);
 }
 
-/* Peeks at the client's first bytes and connects when the connection is a fast one (see the section head). */
+/* Reads the client's first bytes and connects when the connection is a fast one (see the section head). */
 static int fast_try(pump *p, int *fail_err) {
   fast_table *t = p->ft;
-  ssize_t n;
-  do n = recv(p->s[0].fd, g_buf, BUFSZ, MSG_PEEK);
-  while (n < 0 && errno == EINTR);
+  /*
+   * Read, not peeked (one syscall less per connection): the bytes are kept in p->head, which a connect sends
+   * first and keeps for another attempt, and which readStart hands to JS if JS takes the connection.
+   */
+  ssize_t n = read_client(p);
+  if (n == -EAGAIN || n == -EWOULDBLOCK) return FAST_WAIT;
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return FAST_WAIT;
-    p->peek_err = -errno;
+    p->fast_err = (int)n;
     return FAST_JS;
   }
-  if (n == 0) return FAST_JS;
+  if (n == 0) {
+    p->fast_err = UV_EOF;
+    return FAST_JS;
+  }
+  p->head = (char *)malloc((size_t)n);
+  if (p->head == NULL) {
+    p->fast_err = UV_ENOMEM;
+    return FAST_JS;
+  }
+  memcpy(p->head, g_buf, (size_t)n);
+  p->head_len = (size_t)n;
   fp_hello h;
   if (!fp_hello_parse((const uint8_t *)g_buf, (size_t)n, t->hello_max, &h) || h.alpn_len > 512) return FAST_JS;
   int32_t exact;
@@ -1520,7 +1532,7 @@ static int fast_try(pump *p, int *fail_err) {
   p->sni_key = exact;
   p->ep = (int32_t)(r->first + k);
   p->fast_wait = 0;
-  p->s[0].want = 0; /* the ClientHello stays unread until connected (a registered fd is narrowed lazily) */
+  p->s[0].want = 0; /* nothing more is read until connected (a registered fd is narrowed lazily) */
   int fd = socket(e->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *fail_err = -errno;
@@ -1536,12 +1548,18 @@ static int fast_try(pump *p, int *fail_err) {
   side *b = &p->s[1];
   side_set_fd(p, 1, fd, 1);
   b->rd_eof = b->wr_shut = 0;
-  int rc = side_watch(b, EPOLLOUT);
+  /* The ClientHello goes first once connected (p->head stays for another attempt, as js_connect keeps it). */
+  b->pend = (char *)malloc(p->head_len);
+  int rc = b->pend == NULL ? UV_ENOMEM : side_watch(b, EPOLLOUT);
   if (rc != 0) {
     fd_close(p, 1, 0);
+    drop_pend(b);
     *fail_err = rc;
     return FAST_FAILED;
   }
+  memcpy(b->pend, p->head, p->head_len);
+  b->pend_len = p->head_len;
+  b->pend_off = 0;
   p->idle_ms = r->idle_ms > 0 ? (uint64_t)r->idle_ms : 0;
   p->state = S_CONNECTING;
   if (r->connect_ms > 0) uv_timer_start(p->timer, on_timer, (uint64_t)r->connect_ms, 0);
@@ -1748,9 +1766,9 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   if (argc > 1) napi_get_value_double(env, argv[1], &timeout_ms);
   if (p->state != S_OPEN || p->s[0].fd < 0) return int_value(env, UV_EINVAL);
-  if (p->peek_err != 0) {
-    int e = p->peek_err;
-    p->peek_err = 0;
+  if (p->fast_err != 0) {
+    int e = p->fast_err;
+    p->fast_err = 0;
     return int_value(env, e);
   }
   if (timeout_ms > 0) {
@@ -1760,6 +1778,15 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   p->reading = 1;
   int r = side_watch(&p->s[0], EPOLLIN);
   if (r != 0) return int_value(env, r);
+  /* Bytes the fast path read before giving the connection to JS come first. */
+  if (p->head != NULL && p->head_len > 0 && p->head_len <= BUFSZ) {
+    int n = (int)p->head_len;
+    memcpy(g_buf, p->head, p->head_len);
+    free(p->head);
+    p->head = NULL;
+    p->head_len = 0;
+    return int_value(env, n);
+  }
   /*
    * The ClientHello is usually there already (the client sends it with the handshake's last ACK): read it
    * now, which spares a loop turn and a call into JS per connection.

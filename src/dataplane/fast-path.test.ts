@@ -281,7 +281,7 @@ test('a fast attempt that fails is reported and retried by JavaScript on the nex
     const c = await rawConnect(p.port);
     c.write(hello);
     const got = await be.waitBytes(0, hello.length);
-    assert.ok(got.equals(hello), 'the ClientHello, unread by C, reaches the retried endpoint whole');
+    assert.ok(got.equals(hello), 'the ClientHello C kept reaches the retried endpoint whole');
     c.destroy();
     const [r] = await p.waitRecords(1);
     assert.equal(r?.endpoint, `127.0.0.1:${be.port}`);
