@@ -85,6 +85,18 @@ describe('explain on the seed examples', () => {
     assert.match(text, /app-stable:443 weight 90 \(90%\)/);
   });
 
+  it('says which path carries the connection: the native fast path, or JavaScript and why', async () => {
+    const basic = await run([join(SEED, 'basic')], 443, 'secure.example.com');
+    assert.equal(basic.ex.binds[0]!.fastPath, true);
+    assert.match(basic.text, /carried by the native fast path/);
+    const split = await run([join(SEED, 'traffic-split')], 443, 'app.example.com');
+    assert.equal(split.ex.binds[0]!.fastPath, false);
+    assert.match(
+      split.text,
+      /carried by the JavaScript router \(not the native fast path\): the route has 2 backends/,
+    );
+  });
+
   it('agrees with the data plane lookup for every example and several names', async () => {
     for (const dir of ['basic', 'multi-hostname', 'fallback', 'cross-namespace']) {
       for (const sni of [

@@ -6,6 +6,7 @@
 import type { Diagnostic } from '../api/diagnostics.ts';
 import { formatDiagnostic } from '../api/diagnostics.ts';
 import type { Condition, Gateway, ParentReference, Resources } from '../api/types.ts';
+import { fastPathBindBlocker, fastPathRouteBlocker } from '../dataplane/fast-eligibility.ts';
 import { routerFor } from '../dataplane/http-router.ts';
 import { compileBind, type RouteMatch } from '../dataplane/sni-router.ts';
 import { ErrorCode, SnigateError } from '../errors.ts';
@@ -51,6 +52,8 @@ export interface BindExplanation {
   route: { kind: string; namespace: string; name: string; hostname: string; match: HostMatchKind } | null;
   backends: BackendExplanation[];
   reject: string | null;
+  /** Routed to a plain passthrough route that the native fast path carries (no JavaScript per connection). */
+  fastPath: boolean;
 }
 
 export interface Explanation {
@@ -100,6 +103,7 @@ function explainBind(
     route: null,
     backends: [],
     reject: null,
+    fastPath: false,
   };
   const where = bind.address === null ? 'the default address' : bind.address;
   const all = bind.listeners.map(describeListener).join(', ');
@@ -156,7 +160,15 @@ function explainBind(
   if (usable.length === 0) {
     out.reject = out.backends.some((b) => b.invalid !== null) ? 'backend-invalid' : 'no-endpoints';
     lines.push(`REJECTED (${out.reject}): no backend of the route can take a connection`);
+    return out;
   }
+  const blocker = fastPathBindBlocker(bind) ?? fastPathRouteBlocker(l, r);
+  out.fastPath = blocker === null;
+  lines.push(
+    blocker === null
+      ? 'carried by the native fast path: routed and pumped in C, no JavaScript per connection (with the native addon built; an endpoint with failures counted is picked by JavaScript)'
+      : `carried by the JavaScript router (not the native fast path): ${blocker}`,
+  );
   return out;
 }
 

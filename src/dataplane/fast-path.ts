@@ -8,6 +8,7 @@ import { alpnName } from './clienthello.ts';
 import type { ConnectionRecord, EndReason } from './conn-log.ts';
 import { logConnection } from './conn-log.ts';
 import type { CompiledState, Shared } from './connection.ts';
+import { fastPathBindBlocker, fastPathRouteBlocker } from './fast-eligibility.ts';
 import { endpointKey, type HealthRegistry } from './health.ts';
 import {
   fastShared,
@@ -86,8 +87,11 @@ const REC_OPEN = 1;
 const REC_CLOSE = 2;
 const REC_TABLE_FREED = 3;
 
-/** Binds with more listener and route hostnames than this keep the JavaScript path (see buildFastTable). */
-export const MAX_FAST_KEYS = 50_000;
+/**
+ * Each key is resolved through the JavaScript router and each route's endpoints are listed: ~2.5-5 us per key
+ * (45k wildcard routes: swap 260 ms, translate + swap 0.47 s), hence the cap in fast-eligibility.ts.
+ */
+export { MAX_FAST_KEYS } from './fast-eligibility.ts';
 
 let nextTableId = 1;
 const tables = new Map<number, FastTable>();
@@ -106,9 +110,7 @@ export function fastPathEnabled(): boolean {
  */
 export function planFastTable(state: CompiledState, health: HealthRegistry): FastPlan | null {
   const bind = state.compiled.bind;
-  if (bind.protocol !== 'tls') return null;
-  if (bind.client.proxyProtocolTrustedCidrs.length > 0 || bind.client.maxConnections > 0) return null;
-
+  if (fastPathBindBlocker(bind) !== null) return null;
   const keys: string[] = [];
   const seen = new Set<string>();
   const add = (h: string | null): void => {
@@ -119,12 +121,6 @@ export function planFastTable(state: CompiledState, health: HealthRegistry): Fas
       keys.push(k);
     }
   };
-  let hostnames = 0;
-  for (const l of bind.listeners) hostnames += l.routes.length + 1;
-  // Each key is resolved through the JavaScript router, and each route's endpoints are listed: ~2.5-5 us per
-  // key (45k wildcard routes: swap 260 ms, translate + swap 0.47 s). Past this many the swap would outgrow its
-  // budget (translate + swap under 1 s at 100k hostnames), so such binds keep the JavaScript path.
-  if (hostnames > MAX_FAST_KEYS) return null;
   for (const l of bind.listeners) {
     add(l.hostname);
     for (const r of l.routes) add(r.hostname);
@@ -143,14 +139,9 @@ export function planFastTable(state: CompiledState, health: HealthRegistry): Fas
     if (m.reject !== undefined || m.route === null) return -1;
     const listener = m.listener;
     const route = m.route;
-    if (listener.mode !== 'passthrough' || listener.connectionRate !== undefined) return -1;
-    const balancer = state.balancers.get(route.backends);
-    if (balancer === undefined || !balancer.ipEndpointsOnly || balancer.proxyProtocol) return -1;
-    if (route.backends.backends.length !== 1) return -1;
+    if (fastPathRouteBlocker(listener, route) !== null) return -1;
     const backend = route.backends.backends[0]!;
     const p = backend.policy;
-    if (backend.weight <= 0 || backend.invalid !== undefined || backend.endpoints.length === 0) return -1;
-    if (p.maxLifetimeMs > 0 || p.proxyProtocol !== null) return -1;
     const known = routeIndex.get(route);
     if (known !== undefined && table.routes[known]!.listener === listener) return known;
     const index = table.routes.length;
