@@ -2,7 +2,11 @@
 import { isIP } from 'node:net';
 import type { Bind, SniRoute, TableListener } from '../table/types.ts';
 
-/** Binds with more listener and route hostnames than this keep the JavaScript path (the table's build cost). */
+/**
+ * Binds with more listener and route hostnames than this keep the JavaScript path: building a fast plan
+ * resolves each key through the JavaScript router and lists each route's endpoints, ~2-4 us per key (45k
+ * wildcard routes: swap 160 ms, translate + swap 0.38 s), which every reload would pay.
+ */
 export const MAX_FAST_KEYS = 50_000;
 
 /** Why the port's connections never take the fast path, or null when some can. */

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it, test } from 'node:test';
 import fc from 'fast-check';
-import type { BackendPolicy, BackendSet, RoutingTable } from '../table/types.ts';
-import { Balancer } from './balancer.ts';
+import type { BackendPolicy, RoutingTable } from '../table/types.ts';
 import { parseClientHello } from './clienthello.ts';
 import type { DataPlaneEvents } from './events.ts';
-import { MAX_FAST_KEYS, planFastTable } from './fast-path.ts';
+import { MAX_FAST_KEYS } from './fast-eligibility.ts';
+import { planFastTable } from './fast-path.ts';
 import { HealthRegistry } from './health.ts';
 import { nativePump } from './native-pump.ts';
 import { compileBind, HostMatcher } from './sni-router.ts';
@@ -451,10 +451,7 @@ test('fast table: each name gets the route the JavaScript router would give it, 
     ]),
     listener('any', null, [route('*', 'catchall', [plain])]),
   ]);
-  const balancers = new Map<BackendSet, Balancer>();
-  for (const l of b.listeners)
-    for (const r of l.routes) balancers.set(r.backends, new Balancer(r.backends, health));
-  const plan = planFastTable({ compiled: compileBind(b), balancers, active: { n: 0 } }, health);
+  const plan = planFastTable({ compiled: compileBind(b), balancers: new Map(), active: { n: 0 } }, health);
   assert.ok(plan !== null);
   const names = [
     'a.example.com',

@@ -87,12 +87,6 @@ const REC_OPEN = 1;
 const REC_CLOSE = 2;
 const REC_TABLE_FREED = 3;
 
-/**
- * Each key is resolved through the JavaScript router and each route's endpoints are listed: ~2-4 us per key
- * (45k wildcard routes: swap 160 ms, translate + swap 0.38 s), hence the cap in fast-eligibility.ts.
- */
-export { MAX_FAST_KEYS } from './fast-eligibility.ts';
-
 let nextTableId = 1;
 const tables = new Map<number, FastTable>();
 onFastRecords(onRecords);
